@@ -1,0 +1,122 @@
+"""The one class that owns the DuckDB file.
+
+Reads and writes are separated (as in datasette): reads run on their own cursor and never take the write lock;
+every write goes through :meth:`Database.write`, which serialises writers of this process with a lock and wraps
+them in a single transaction, so a failure or a killed process leaves the database exactly as it was.
+DuckDB allows one read-write process per file; a second process may only open it read-only.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+MIGRATIONS_PACKAGE = "db.migrations"
+
+
+class DatabaseError(RuntimeError):
+    """A database problem explained in words a user can act on."""
+
+
+def _migration_scripts() -> list[tuple[int, str, str]]:
+    """(version, file name, sql) of every migration shipped in db/migrations, in version order."""
+    scripts = []
+    for entry in resources.files(MIGRATIONS_PACKAGE).iterdir():
+        name = entry.name
+        if name.endswith(".sql"):
+            scripts.append((int(name.split("_", 1)[0]), name, entry.read_text(encoding="utf-8")))
+    return sorted(scripts)
+
+
+class Database:
+    """A DuckDB database with versioned schema, read helpers and serialised transactional writes."""
+
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        if read_only and not self.path.exists():
+            raise DatabaseError(f"{self.path}: no database yet; run `python -m pipeline ingest` first")
+        try:
+            self._conn = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as exc:
+            raise DatabaseError(
+                f"{self.path}: cannot open ({exc}). DuckDB allows one writing process per file: "
+                "stop the other pipeline run, or open read-only."
+            ) from exc
+        self._write_lock = threading.Lock()
+        if not read_only:
+            self._migrate()
+
+    # ----------------------------------------------------------------------------------------------- lifecycle
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def schema_version(self) -> int:
+        rows = self.fetch_all("SELECT coalesce(max(version), 0) FROM schema_migrations")
+        return int(rows[0][0])
+
+    def _migrate(self) -> None:
+        """Apply every migration newer than the stored version, each in its own transaction."""
+        with self._write_lock:
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied TIMESTAMP NOT NULL)"
+            )
+            applied = {row[0] for row in self._conn.execute("SELECT version FROM schema_migrations").fetchall()}
+            for version, name, sql in _migration_scripts():
+                if version in applied:
+                    continue
+                self._conn.execute("BEGIN TRANSACTION")
+                try:
+                    self._conn.execute(sql)
+                    self._conn.execute(
+                        "INSERT INTO schema_migrations VALUES (?, ?, current_timestamp)", [version, name]
+                    )
+                    self._conn.execute("COMMIT")
+                except Exception:
+                    self._conn.execute("ROLLBACK")
+                    raise
+
+    # --------------------------------------------------------------------------------------------------- reads
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor of the shared connection; give each thread its own (see tests/test_database.py)."""
+        return self._conn.cursor()
+
+    def fetch_all(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        with self.cursor() as cur:
+            return cur.execute(sql, params or []).fetchall()
+
+    def fetch_df(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+        with self.cursor() as cur:
+            return cur.execute(sql, params or []).df()
+
+    # -------------------------------------------------------------------------------------------------- writes
+    @contextmanager
+    def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One serialised transaction: commits when the block ends, rolls back on any exception."""
+        if self.read_only:
+            raise DatabaseError(f"{self.path} is open read-only")
+        with self._write_lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                cur.close()
+                raise
+            cur.execute("COMMIT")
+            cur.close()

@@ -1,0 +1,53 @@
+"""Read-only queries shared by the CLI and the dashboard."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from db.database import Database
+
+
+def datasets_overview(db: Database) -> pd.DataFrame:
+    """One row per dataset with its image, caption and rating counts."""
+    return db.fetch_df(
+        """
+        SELECT d.id AS dataset, d.layout, d.root, d.last_run_id,
+               (SELECT count(*) FROM images i WHERE i.dataset = d.id) AS images,
+               (SELECT count(*) FROM images i WHERE i.dataset = d.id AND i.status = 'ok') AS images_ok,
+               (SELECT count(*) FROM images i WHERE i.dataset = d.id AND i.status = 'missing') AS images_missing,
+               (SELECT count(*) FROM images i WHERE i.dataset = d.id AND i.status = 'corrupt') AS images_corrupt,
+               (SELECT count(*) FROM captions c WHERE c.dataset = d.id) AS captions,
+               (SELECT count(*) FROM expert_ratings e WHERE e.dataset = d.id) AS expert_ratings,
+               (SELECT count(*) FROM crowd_ratings c WHERE c.dataset = d.id) AS crowd_ratings,
+               (SELECT count(*) FROM relevance r WHERE r.dataset = d.id) AS relevance_pairs,
+               (SELECT count(*) FROM objects o WHERE o.dataset = d.id) AS object_labels,
+               (SELECT count(*) FROM rejects r WHERE r.dataset = d.id) AS rejects
+        FROM datasets d ORDER BY d.id
+        """
+    )
+
+
+def ingest_runs(db: Database, limit: int = 50) -> pd.DataFrame:
+    return db.fetch_df(
+        "SELECT id, dataset, layout, status, started, finished, message, source FROM ingest_runs "
+        "ORDER BY id DESC LIMIT ?",
+        [limit],
+    )
+
+
+def reject_counts(db: Database) -> pd.DataFrame:
+    """Rejected lines per dataset, file and reason class (the reason up to its first quote or digit)."""
+    return db.fetch_df(
+        """
+        SELECT dataset, file, regexp_replace(reason, '\\s*["\\d].*$', '') AS reason_class, count(*) AS rejected
+        FROM rejects GROUP BY ALL ORDER BY dataset, file, rejected DESC
+        """
+    )
+
+
+def file_counts(db: Database, run_id: int) -> list[dict]:
+    """The per-file read / accepted / rejected summary stored with an ingest run."""
+    row = db.fetch_all("SELECT counts FROM ingest_runs WHERE id = ?", [run_id])
+    return json.loads(row[0][0])["files"] if row and row[0][0] else []

@@ -1,0 +1,40 @@
+"""Reader for the With Sense layout: train pairs, expert and crowd annotations, test queries and images.
+
+Delimiters and headers are sniffed per file (the test files are often ``|``-separated and may carry a pandas
+index column), never assumed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from db.validation import CROWD, EXPERT, SPLIT_LIST, WITHSENSE_TEST_QUERIES, WITHSENSE_TRAIN
+from pipeline.images import list_image_files
+from pipeline.lines import stage_delimited
+from pipeline.readers import DatasetPlan
+
+LAYOUT = "withsense"
+FILES = (
+    ("train_dataset.csv", WITHSENSE_TRAIN, {"split": "train"}),
+    ("ExpertAnnotations.tsv", EXPERT, {}),
+    ("CrowdAnnotations.tsv", CROWD, {}),
+    ("test_queries.csv", WITHSENSE_TEST_QUERIES, {"split": "test"}),
+    ("test_images.csv", SPLIT_LIST, {"split": "test"}),
+)
+IMAGE_FOLDERS = {"train_images": "train", "test_images": "test"}
+IMAGE_PATTERN = r"(?i)[^/\\]+\.(jpe?g|png|webp|bmp|gif|tiff?)"
+IMAGE_RULE = "an image file name such as photo.jpg, without folders"
+
+
+def detect(root: Path) -> bool:
+    return any((root / name).is_file() for name in ("train_dataset.csv", "ExpertAnnotations.tsv", "CrowdAnnotations.tsv"))
+
+
+def read(root: Path) -> DatasetPlan:
+    plan = DatasetPlan(LAYOUT, IMAGE_PATTERN, IMAGE_RULE)
+    for name, spec, params in FILES:
+        if (root / name).is_file():
+            plan.staged.append(stage_delimited(root / name, name, spec, **params))
+    for folder, split in IMAGE_FOLDERS.items():
+        plan.image_files.extend(list_image_files(root, folder, split))
+    return plan
