@@ -45,11 +45,13 @@ class Database:
             raise DatabaseError(f"{self.path}: no database yet; run `python -m pipeline ingest` first")
         try:
             self._conn = duckdb.connect(str(self.path), read_only=read_only)
-        except duckdb.IOException as exc:
-            raise DatabaseError(
-                f"{self.path}: cannot open ({exc}). DuckDB allows one writing process per file: "
-                "stop the other pipeline run, or open read-only."
-            ) from exc
+        except duckdb.Error as exc:
+            advice = (
+                " DuckDB allows one writing process per file: wait for or stop the other process."
+                if "lock" in str(exc).lower()
+                else ""
+            )
+            raise DatabaseError(f"{self.path}: cannot open ({exc}).{advice}") from exc
         self._write_lock = threading.Lock()
         if not read_only:
             self._migrate()

@@ -110,7 +110,7 @@ class IngestTransaction:
         known += [sql for c in self._checked if (sql := validation.defined_images_sql(c.spec, c.table))]
         self.cur.execute(f"CREATE OR REPLACE TEMP TABLE known_images AS SELECT DISTINCT name FROM ({' UNION '.join(known)})")
         for checked in self._checked:
-            self.cur.execute(validation.reference_check_sql(checked.spec, checked.table))
+            validation.run(self.cur, validation.reference_check_sql(checked.spec, checked.table), {})
         for checked in self._checked:
             insert = validation.TARGET_INSERTS[checked.spec.target].format(table=checked.table)
             params = {k: checked.params.get(k) for k in validation.TARGET_PARAMS[checked.spec.target]}
@@ -165,8 +165,10 @@ class IngestTransaction:
                    CASE WHEN s.status IS NOT NULL THEN s.reason
                         WHEN f.path IS NOT NULL THEN 'file not found'
                         ELSE 'no image file in the dataset' END,
-                   EXISTS (SELECT 1 FROM captions c WHERE c.image_id = $dataset || '/' || k.name)
+                   c.image_id IS NOT NULL
             FROM known_images k
+            LEFT JOIN (SELECT DISTINCT image_id FROM captions WHERE dataset = $dataset) c
+                   ON c.image_id = $dataset || '/' || k.name
             LEFT JOIN (SELECT * FROM scan_ranked WHERE rank = 1) s USING (name)
             LEFT JOIN (SELECT name, min(path) AS path, min(split) AS split, max(width) AS width,
                               max(height) AS height

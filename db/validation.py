@@ -182,9 +182,9 @@ COCO_OBJECTS = FileSpec(
 
 
 # ----------------------------------------------------------------------------------------------- SQL building
-def _typed_expr(index: int, column: Column) -> str:
-    """The number in field ``index`` (1-based); NULL when its syntax is wrong (reported by the checks)."""
-    raw = f"f[{index}]"
+def _typed_expr(column: Column) -> str:
+    """The number in a column; NULL when its syntax is wrong (reported by the checks)."""
+    raw = f"{column.name}__raw"
     if column.kind == "int":
         return f"CASE WHEN regexp_full_match({raw}, '{INT_SYNTAX}') THEN TRY_CAST(TRY_CAST({raw} AS DOUBLE) AS BIGINT) END"
     return f"CASE WHEN regexp_full_match({raw}, '{FLOAT_SYNTAX}') THEN TRY_CAST({raw} AS DOUBLE) END"
@@ -205,7 +205,7 @@ def _column_checks(column: Column) -> list[tuple[str, str]]:
         )
         checks.append(
             (
-                f"NOT regexp_full_match(regexp_extract({raw}, '^{CAPTION_KEY_SYNTAX}$', 1), $image_pattern)",
+                f"NOT regexp_full_match({column.name}__image, $image_pattern)",
                 f"'{name} ' || {quoted} || ' names an invalid image (' || $image_rule || ')'",
             )
         )
@@ -225,9 +225,14 @@ def _column_checks(column: Column) -> list[tuple[str, str]]:
 def row_check_sql(spec: FileSpec, stage: str, table: str) -> str:
     """CREATE a temp ``table`` of typed rows of ``stage`` with the first failing row check as ``reason``."""
     n = len(spec.columns)
-    raws = ", ".join(f"f[{i + 1}] AS {c.name}__raw" for i, c in enumerate(spec.columns))
+    raws = ", ".join(f"trim(f[{i + 1}]) AS {c.name}__raw" for i, c in enumerate(spec.columns))
+    # The image part of a caption key <image>#<n>: text before the last '#' (string functions, not a regex).
+    raws += "".join(
+        f", left({c.name}__raw, length({c.name}__raw) - strpos(reverse({c.name}__raw), '#')) AS {c.name}__image"
+        for c in spec.columns if c.kind == "caption_key"
+    )
     typed = "".join(
-        f", {_typed_expr(i + 1, c)} AS {c.name}" for i, c in enumerate(spec.columns) if c.kind in ("int", "float")
+        f", {_typed_expr(c)} AS {c.name}" for c in spec.columns if c.kind in ("int", "float")
     )
     branches = [
         ("raw = ''", "'empty line'"),
@@ -240,11 +245,13 @@ def row_check_sql(spec: FileSpec, stage: str, table: str) -> str:
     return f"""
 CREATE OR REPLACE TEMP TABLE {table} AS
 WITH split AS (
-    SELECT line_no, raw, list_transform(string_split(norm, $separator), lambda x: trim(x)) AS f FROM {stage}
+    SELECT line_no, raw, string_split(norm, $separator) AS f FROM {stage}
+), fields AS (
+    SELECT line_no, raw, f, {raws} FROM split
 ), typed AS (
-    SELECT line_no, raw, f, {raws}{typed} FROM split
+    SELECT *{typed} FROM fields
 )
-SELECT * EXCLUDE (f), f AS fields, CASE
+SELECT * EXCLUDE (f), CASE
 {case}
     END AS reason
 FROM typed
@@ -253,9 +260,7 @@ FROM typed
 
 def _image_of(column: Column) -> str:
     """SQL for the image name a column points at."""
-    if column.kind == "caption_key":
-        return f"regexp_extract({column.name}__raw, '^{CAPTION_KEY_SYNTAX}$', 1)"
-    return f"{column.name}__raw"
+    return f"{column.name}__image" if column.kind == "caption_key" else f"{column.name}__raw"
 
 
 def defined_images_sql(spec: FileSpec, table: str) -> str | None:
@@ -269,38 +274,47 @@ def defined_images_sql(spec: FileSpec, table: str) -> str | None:
 
 
 def reference_check_sql(spec: FileSpec, table: str) -> str:
-    """Replace ``table`` adding reasons for unknown images, duplicate keys and cross-row disagreements."""
-    ref_branches = []
-    for column in spec.columns:
-        if column.role == "reference":
-            ref_branches.append(
-                f"WHEN {_image_of(column)} NOT IN (SELECT name FROM known_images) "
-                f"THEN '{column.name} ' || '\"' || {column.name}__raw || '\"' || ' refers to an unknown image'"
-            )
-    ref_case = f"coalesce(reason, CASE {' '.join(ref_branches)} END)" if ref_branches else "reason"
+    """Statements that add reasons to still-accepted rows of ``table``, in order: unknown images, duplicate
+    keys (the first occurrence stays), values that must agree across rows. Window functions only run on the
+    rows of repeated keys, so a clean million-row file costs one hash aggregate per check."""
+    statements = []
+    refs = [c for c in spec.columns if c.role == "reference"]
+    if refs:
+        unknown = " OR ".join(f"{_image_of(c)} NOT IN (SELECT name FROM known_images)" for c in refs)
+        case = " ".join(
+            f"WHEN {_image_of(c)} NOT IN (SELECT name FROM known_images) "
+            f"THEN '{c.name} \"' || {c.name}__raw || '\" refers to an unknown image'"
+            for c in refs
+        )
+        statements.append(f"UPDATE {table} SET reason = CASE {case} END WHERE reason IS NULL AND ({unknown})")
     key = ", ".join(f"{k}__raw" for k in spec.key)
-    key_label = ", ".join(spec.key)
-    consistent = ""
+    statements.append(f"""
+UPDATE {table} AS t SET reason = d.reason FROM (
+    SELECT line_no, row_number() OVER w AS n,
+           CASE WHEN raw = first_value(raw) OVER w THEN 'duplicate of line ' || first_value(line_no) OVER w
+                ELSE 'duplicate key ({", ".join(spec.key)}) with different values; first at line '
+                     || first_value(line_no) OVER w END AS reason
+    FROM {table}
+    SEMI JOIN (SELECT {key} FROM {table} WHERE reason IS NULL GROUP BY ALL HAVING count(*) > 1) USING ({key})
+    WHERE reason IS NULL
+    WINDOW w AS (PARTITION BY {key} ORDER BY line_no)
+) AS d
+WHERE t.line_no = d.line_no AND d.n > 1""")
     if spec.consistent:
-        ckey, cvalue = spec.consistent
-        consistent = f"""
-        WHEN {cvalue}__raw <> first_value({cvalue}__raw) OVER (PARTITION BY reason IS NULL, {ckey}__raw ORDER BY line_no)
-        THEN '{ckey} has a different {cvalue} at line ' || first_value(line_no) OVER (PARTITION BY reason IS NULL, {ckey}__raw ORDER BY line_no)"""
-    return f"""
-CREATE OR REPLACE TEMP TABLE {table} AS
-WITH refs AS (
-    SELECT * REPLACE ({ref_case} AS reason) FROM {table}
-)
-SELECT * REPLACE (CASE
-        WHEN reason IS NOT NULL THEN reason
-        WHEN row_number() OVER w > 1 AND fields = first_value(fields) OVER w
-        THEN 'duplicate of line ' || first_value(line_no) OVER w
-        WHEN row_number() OVER w > 1
-        THEN 'duplicate key ({key_label}) with different values; first at line ' || first_value(line_no) OVER w{consistent}
-    END AS reason)
-FROM refs
-WINDOW w AS (PARTITION BY reason IS NULL, {key} ORDER BY line_no)
-"""
+        ckey, cvalue = (f"{name}__raw" for name in spec.consistent)
+        statements.append(f"""
+UPDATE {table} AS t SET reason = d.reason FROM (
+    SELECT line_no, {cvalue} <> first_value({cvalue}) OVER w AS differs,
+           '{spec.consistent[0]} "' || {ckey} || '" has a different {spec.consistent[1]} at line '
+           || first_value(line_no) OVER w AS reason
+    FROM {table}
+    SEMI JOIN (SELECT {ckey} FROM {table} WHERE reason IS NULL GROUP BY ALL
+               HAVING count(DISTINCT {cvalue}) > 1) USING ({ckey})
+    WHERE reason IS NULL
+    WINDOW w AS (PARTITION BY {ckey} ORDER BY line_no)
+) AS d
+WHERE t.line_no = d.line_no AND d.differs""")
+    return ";\n".join(statements)
 
 
 # ------------------------------------------------------------------------------------------- accepted rows go to
@@ -317,7 +331,7 @@ FROM {table} WHERE reason IS NULL""",
     "captions_by_key": """
 INSERT INTO captions
 SELECT $dataset || '/' || caption_id__raw, $dataset,
-       $dataset || '/' || regexp_extract(caption_id__raw, '^(.+)#(\\d+)$', 1), text__raw, $source
+       $dataset || '/' || caption_id__image, text__raw, $source
 FROM {table} WHERE reason IS NULL""",
     "image_facts_split": """
 INSERT INTO image_facts (name, split) SELECT image__raw, $split FROM {table} WHERE reason IS NULL""",
@@ -327,7 +341,7 @@ SELECT $dataset, $dataset || '/' || image__raw, $dataset || '/' || query_id__raw
 FROM {table} WHERE reason IS NULL;
 INSERT INTO captions
 SELECT $dataset || '/' || query_id__raw, $dataset,
-       $dataset || '/' || regexp_extract(query_id__raw, '^(.+)#(\\d+)$', 1), any_value(query_text__raw), $source
+       $dataset || '/' || any_value(query_id__image), any_value(query_text__raw), $source
 FROM {table} WHERE reason IS NULL
   AND $dataset || '/' || query_id__raw NOT IN (SELECT id FROM captions)
 GROUP BY query_id__raw""",

@@ -74,7 +74,8 @@ def scan_one(root: Path, image: ImageFile) -> ImageScan:
     except UnidentifiedImageError:
         return corrupt("not an image file", digest)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        return corrupt(f"cannot decode: {exc}", digest)
+        kind = "truncated file" if "truncat" in str(exc).lower() else "cannot decode"
+        return corrupt(f"{kind}: {exc}", digest)
     return ImageScan(image.name, image.path, image.split, "ok", None, width, height, digest)
 
 

@@ -15,13 +15,16 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from db.validation import INT_SYNTAX, FLOAT_SYNTAX, FileSpec
 
 DELIMITER_CANDIDATES = ("\t", ",", "|", ";")
 FIELD_SEPARATOR = "\x1f"  # ASCII unit separator: joins fields of lines whose quoting Python resolved
 SNIFF_SAMPLE = 200
+SNIFF_BYTES = 1 << 20  # the sample lines come from the first MiB
 RAW_LIMIT = 2000  # characters of a rejected line kept in `rejects.raw`
 _SURROGATE = re.compile("[\udc80-\udcff]")
 
@@ -47,25 +50,30 @@ def clip(text: str) -> str:
     return text if len(text) <= RAW_LIMIT else text[:RAW_LIMIT] + "…"
 
 
+def _decode(data: bytes) -> tuple[str, bool]:
+    """Text with ``\r\n`` made ``\n`` and invalid bytes kept as surrogates; True when all bytes were valid."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        text, valid = data.decode("utf-8"), True
+    except UnicodeDecodeError:
+        text, valid = data.decode("utf-8", "surrogateescape"), False
+    return (text.replace("\r\n", "\n") if "\r\n" in text else text), valid
+
+
 def frame_lines(data: bytes) -> tuple[list[int], list[str], list[tuple[int, str, str]]]:
     """Split bytes into ``\\n``-terminated lines: (line numbers, texts) of valid UTF-8 lines, and rejects.
 
     A final newline does not start another line; ``\\r\\n`` endings are accepted; a bare ``\\r`` stays in the line.
     """
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    text = data.decode("utf-8", "surrogateescape")
-    if "\r\n" in text:
-        text = text.replace("\r\n", "\n")
+    text, valid = _decode(data)
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    bad_indexes: set[int] = set()
-    if _SURROGATE.search(text):
-        newlines = [m.start() for m in re.finditer("\n", text)]
-        bad_indexes = {bisect.bisect_left(newlines, m.start()) for m in _SURROGATE.finditer(text)}
-    if not bad_indexes:
+    if valid:
         return list(range(1, len(lines) + 1)), lines, []
+    newlines = [m.start() for m in re.finditer("\n", text)]
+    bad_indexes = {bisect.bisect_left(newlines, m.start()) for m in _SURROGATE.finditer(text)}
     numbers, good, rejects = [], [], []
     for index, line in enumerate(lines):
         if index in bad_indexes:
@@ -123,23 +131,39 @@ def _is_header(first: str, delimiter: str, spec: FileSpec, rest: list[str], inde
     named = sum(1 for value, column in zip(fields, spec.columns) if value in column.header_names)
     if named * 2 >= len(fields):
         return True
-    # A numeric column whose first value is not a number while later ones are: line 1 names the columns.
-    for index, column in enumerate(spec.columns):
-        pattern = {"int": INT_SYNTAX, "float": FLOAT_SYNTAX}.get(column.kind)
-        if pattern is None or re.fullmatch(pattern, fields[index]):
-            continue
-        later = [(_split(line, delimiter) or [])[int(index_column):] for line in rest[:50]]
-        numeric = sum(1 for f in later if len(f) > index and re.fullmatch(pattern, f[index].strip()))
-        if later and numeric * 5 >= len(later) * 4:
-            return True
-    return False
+    # Every numeric column's first value is not a number while later values are: line 1 names the columns.
+    # (Requiring all of them keeps a damaged first data row from being mistaken for a header.)
+    numeric = [(i, {"int": INT_SYNTAX, "float": FLOAT_SYNTAX}[c.kind]) for i, c in enumerate(spec.columns)
+               if c.kind in ("int", "float")]
+    if not numeric or any(re.fullmatch(pattern, fields[i]) for i, pattern in numeric):
+        return False
+    later = [(_split(line, delimiter) or [])[int(index_column):] for line in rest[:50]]
+    parsed = [f for f in later if len(f) == len(fields)]
+    numbers = sum(1 for f in parsed if all(re.fullmatch(p, f[i].strip()) for i, p in numeric))
+    return bool(parsed) and numbers * 5 >= len(parsed) * 4
+
+
+def _arrow_lines(text: str, skip_header: bool) -> pa.Table:
+    """Fast path for clean files: split and number lines in Arrow, no Python object per line."""
+    lines = pc.split_pattern(pa.array([text], pa.large_string()), "\n").flatten()
+    if len(lines) and lines[-1].as_py() == "":
+        lines = lines.slice(0, len(lines) - 1)
+    numbers = pa.array(np.arange(1, len(lines) + 1, dtype=np.int64))
+    if skip_header:
+        lines, numbers = lines.slice(1), numbers.slice(1)
+    return pa.table({"line_no": numbers, "raw": lines, "norm": lines})
 
 
 def stage_delimited(path: Path, label: str, spec: FileSpec, **params: str) -> StagedRows:
     """Read one delimited file into :class:`StagedRows`; nothing about its content is assumed but the spec."""
-    numbers, lines, rejects = frame_lines(path.read_bytes())
-    dialect = sniff(lines, spec)
-    if dialect.header:
+    data = path.read_bytes()
+    text, valid = _decode(data)
+    dialect = sniff(text[:SNIFF_BYTES].split("\n")[:SNIFF_SAMPLE], spec)
+    if valid and not dialect.index_column and '"' not in text:
+        return StagedRows(label, spec, _arrow_lines(text, dialect.header), dialect.delimiter, [], dialect.header,
+                          dict(params))
+    numbers, lines, rejects = frame_lines(data)
+    if dialect.header and numbers and numbers[0] == 1:
         numbers, lines = numbers[1:], lines[1:]
     separator, norm = dialect.delimiter, lines
     if dialect.index_column or any('"' in line for line in lines):

@@ -2,6 +2,9 @@
 -- Ids are stable text keys ("<dataset>/<name>") so that re-ingesting a dataset keeps every id that later
 -- stages (embeddings, filter decisions, labels) refer to. No FOREIGN KEY clauses: a dataset is replaced
 -- wholesale inside one transaction, and the loaders enforce references themselves (rejects table).
+-- The pair tables (ratings, relevance, query_pairs) carry no PRIMARY KEY: the loader already rejects duplicate
+-- keys, and maintaining DuckDB's ART index on a million-row load cost more than the whole validation (measured
+-- with benchmarks/ingest.py). tests/test_real_data.py checks the keys stay unique.
 
 CREATE TABLE datasets (
     id          VARCHAR PRIMARY KEY,      -- short name, e.g. 'coco-mini'
@@ -38,8 +41,7 @@ CREATE TABLE query_pairs (
     dataset     VARCHAR NOT NULL,
     image_id    VARCHAR NOT NULL,
     query_id    VARCHAR NOT NULL,         -- a captions.id
-    split       VARCHAR NOT NULL,
-    PRIMARY KEY (image_id, query_id, split)
+    split       VARCHAR NOT NULL          -- unique (image_id, query_id, split)
 );
 
 CREATE TABLE expert_ratings (
@@ -48,8 +50,7 @@ CREATE TABLE expert_ratings (
     query_id    VARCHAR NOT NULL,         -- a captions.id (the caption may be absent from the source)
     expert_1    TINYINT NOT NULL CHECK (expert_1 BETWEEN 1 AND 4),
     expert_2    TINYINT NOT NULL CHECK (expert_2 BETWEEN 1 AND 4),
-    expert_3    TINYINT NOT NULL CHECK (expert_3 BETWEEN 1 AND 4),
-    PRIMARY KEY (image_id, query_id)
+    expert_3    TINYINT NOT NULL CHECK (expert_3 BETWEEN 1 AND 4)  -- unique (image_id, query_id)
 );
 
 CREATE TABLE crowd_ratings (
@@ -58,8 +59,7 @@ CREATE TABLE crowd_ratings (
     query_id    VARCHAR NOT NULL,
     share       DOUBLE NOT NULL CHECK (share BETWEEN 0 AND 1),
     n_yes       INTEGER NOT NULL CHECK (n_yes >= 0),
-    n_no        INTEGER NOT NULL CHECK (n_no >= 0),
-    PRIMARY KEY (image_id, query_id)
+    n_no        INTEGER NOT NULL CHECK (n_no >= 0)  -- unique (image_id, query_id)
 );
 
 -- One aggregated 0..1 target per (image, query) pair; see pipeline/relevance.py for the formula.
@@ -71,8 +71,7 @@ CREATE TABLE relevance (
     crowd_share   DOUBLE,
     n_crowd_votes INTEGER,
     relevance     DOUBLE NOT NULL CHECK (relevance BETWEEN 0 AND 1),
-    formula       VARCHAR NOT NULL,
-    PRIMARY KEY (image_id, query_id)
+    formula       VARCHAR NOT NULL        -- unique (image_id, query_id)
 );
 
 CREATE TABLE objects (

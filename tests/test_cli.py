@@ -1,0 +1,54 @@
+"""The CLI and data location: clear messages and exit codes, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from builders import flickr_dir
+from pipeline import layouts
+from pipeline.cli import main
+
+
+def test_ingest_prints_per_file_summary(tmp_path: Path, capsys) -> None:
+    root = flickr_dir(tmp_path / "data" / "mini", expert=["garbage"])
+    assert main(["ingest", "--data", str(tmp_path / "data"), "--db", str(tmp_path / "s.duckdb"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "mini (flickr8k)" in out
+    assert [line.split() for line in out.splitlines() if line.strip().startswith("ExpertAnnotations.txt")] == [
+        ["ExpertAnnotations.txt", "1", "0", "1"]]
+    assert main(["ingest", "--data", str(root), "--db", str(tmp_path / "s.duckdb"), "--quiet"]) == 0
+    assert "unchanged since ingest run 1" in capsys.readouterr().out
+    assert main(["status", "--db", str(tmp_path / "s.duckdb")]) == 0
+    assert "mini" in capsys.readouterr().out
+
+
+def test_data_location_order(tmp_path: Path, monkeypatch) -> None:
+    option, env = tmp_path / "option", tmp_path / "env"
+    option.mkdir(), env.mkdir()
+    monkeypatch.setenv("STUDIO_DATA", str(env))
+    assert layouts.resolve_data_dir(str(option)) == option
+    assert layouts.resolve_data_dir(None) == env
+    monkeypatch.delenv("STUDIO_DATA")
+    monkeypatch.setattr(layouts, "DEFAULT_DATA", tmp_path / "nowhere")
+    with pytest.raises(layouts.DataNotFound, match="Flickr8k"):
+        layouts.resolve_data_dir(None)
+
+
+@pytest.mark.parametrize("make", ["missing", "empty", "not-a-dataset"])
+def test_bad_data_dirs_exit_2_with_a_message(tmp_path: Path, capsys, make: str) -> None:
+    target = tmp_path / "d"
+    if make != "missing":
+        target.mkdir()
+    if make == "not-a-dataset":
+        (target / "notes.txt").write_text("hello")
+    assert main(["ingest", "--data", str(target), "--db", str(tmp_path / "s.duckdb")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+    assert str(target) in err
+
+
+def test_status_without_database(tmp_path: Path, capsys) -> None:
+    assert main(["status", "--db", str(tmp_path / "none.duckdb")]) == 1
+    assert "python -m pipeline ingest" in capsys.readouterr().out

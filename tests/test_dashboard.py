@@ -1,0 +1,223 @@
+"""The dashboard: the whole app through AppTest on a database built by the real pipeline, plus overview.py.
+
+AppTest (streamlit 1.67) runs the ``st.navigation`` entrypoint and renders its default page, so the tests drive
+dashboard/app.py exactly as ``streamlit run`` would.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard import overview
+from db.database import Database, DatabaseError
+from pipeline.cli import main as pipeline_main
+
+APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+TIMEOUT = 30  # the first run imports plotly and pandas inside the script thread
+
+# Two Flickr8k-text datasets: "tiny-flickr" has one malformed line and one bad image name, "clean-flickr" none.
+TINY = {
+    "Flickr8k.token.txt": "1000268201_693b08cb0e.jpg#0\tA child climbing stairs .\n"
+                          "1000268201_693b08cb0e.jpg#1\tA girl going into a wooden building .\n"
+                          "1001773457_577c3a7d70.jpg#0\tA black dog and a spotted dog are fighting\n"
+                          "this line is bad\n",
+    "ExpertAnnotations.txt": "1000268201_693b08cb0e.jpg\t1000268201_693b08cb0e.jpg#0\t1\t2\t3\n"
+                             "1001773457_577c3a7d70.jpg\t1000268201_693b08cb0e.jpg#1\t4\t4\t4\n"
+                             "x.jpg\tx.jpg#0\t1\t1\t2\n",
+    "CrowdFlowerAnnotations.txt": "1000268201_693b08cb0e.jpg\t1000268201_693b08cb0e.jpg#0\t0.333333\t1\t2\n",
+}
+CLEAN = {
+    "Flickr8k.token.txt": "2000000000_abcdef.jpg#0\tA dog runs on the beach .\n",
+    "ExpertAnnotations.txt": "2000000000_abcdef.jpg\t2000000000_abcdef.jpg#0\t4\t4\t3\n",
+    "CrowdFlowerAnnotations.txt": "2000000000_abcdef.jpg\t2000000000_abcdef.jpg#0\t1.0\t3\t0\n",
+}
+EXPECTED_METRICS = {"Datasets": "2", "Images ok": "0", "Images missing": "3", "Images corrupt": "0",
+                    "Captions": "4", "Ratings": "5"}
+
+
+@pytest.fixture(scope="module")
+def studio_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database built by the real pipeline CLI from the two tiny datasets above (once per module)."""
+    root = tmp_path_factory.mktemp("dashboard")
+    for name, files in (("tiny-flickr", TINY), ("clean-flickr", CLEAN)):
+        (root / "data" / name).mkdir(parents=True)
+        for file, text in files.items():
+            (root / "data" / name / file).write_text(text, encoding="utf-8")
+    db_path = root / "studio.duckdb"
+    assert pipeline_main(["ingest", "--data", str(root / "data"), "--db", str(db_path), "--quiet"]) == 0
+    return db_path
+
+
+def run_app(monkeypatch: pytest.MonkeyPatch, db_path: Path | None) -> AppTest:
+    if db_path is None:
+        monkeypatch.delenv(overview.DB_ENV, raising=False)
+    else:
+        monkeypatch.setenv(overview.DB_ENV, str(db_path))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def plotly_values(values: list | dict) -> list:
+    """Plotly 7 writes numeric arrays as {"dtype", "bdata"} (base64 of the raw array) in the figure JSON."""
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"]).tolist()
+    return list(values)
+
+
+def frame_with_column(at: AppTest, column: str) -> pd.DataFrame:
+    return next(df.value for df in at.dataframe if column in df.value.columns)
+
+
+# ---------------------------------------------------------------------------------------------------- the app
+def test_overview_page_shows_the_ingested_data(monkeypatch: pytest.MonkeyPatch, studio_db: Path) -> None:
+    at = run_app(monkeypatch, studio_db)
+
+    assert at.title[0].value == "With Sense studio"
+    assert {m.label: m.value for m in at.metric} == EXPECTED_METRICS
+    datasets = frame_with_column(at, "images_missing")
+    assert list(datasets["dataset"]) == ["clean-flickr", "tiny-flickr"]
+    runs = frame_with_column(at, "status")
+    assert set(runs["dataset"]) == {"clean-flickr", "tiny-flickr"} and set(runs["status"]) == {"ok"}
+
+    charts = at.get("plotly_chart")
+    assert len(charts) == 1
+    spec = json.loads(charts[0].proto.spec)
+    bars = {(trace["name"], x, y) for trace in spec["data"]
+            for x, y in zip(plotly_values(trace["x"]), plotly_values(trace["y"]))}
+    assert bars == {("expected", "tiny-flickr / Flickr8k.token.txt", 1),
+                    ("image", "tiny-flickr / ExpertAnnotations.txt", 1)}
+
+
+def test_file_table_follows_the_selected_dataset(monkeypatch: pytest.MonkeyPatch, studio_db: Path) -> None:
+    at = run_app(monkeypatch, studio_db)
+    select = at.selectbox(key="files_dataset")
+    assert select.options == ["clean-flickr", "tiny-flickr"] and select.value == "clean-flickr"
+    assert frame_with_column(at, "accepted")["rejected"].sum() == 0
+
+    select.select("tiny-flickr")
+    at.run()
+    assert not at.exception
+    files = frame_with_column(at, "accepted").set_index("file")
+    assert files.loc["Flickr8k.token.txt"].to_dict() == {"read": 4, "accepted": 3, "rejected": 1}
+    assert files.loc["ExpertAnnotations.txt"].to_dict() == {"read": 3, "accepted": 2, "rejected": 1}
+
+
+def test_the_app_releases_the_database_for_the_pipeline(monkeypatch: pytest.MonkeyPatch, studio_db: Path) -> None:
+    """After a page run another process can open the file read-write: the dashboard holds no DuckDB lock."""
+    run_app(monkeypatch, studio_db)
+    opened = subprocess.run([sys.executable, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1]).close()",
+                             str(studio_db)], capture_output=True, text=True, timeout=60)
+    assert opened.returncode == 0, opened.stderr
+
+
+def test_a_database_being_written_shows_a_warning(monkeypatch: pytest.MonkeyPatch, studio_db: Path) -> None:
+    """While another process holds the write lock (a pipeline run), the page explains instead of failing."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); "
+                               "sys.stdin.read(); c.close()", str(studio_db)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        at = run_app(monkeypatch, studio_db)
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()  # the holder exits when its stdin ends
+        holder.wait(timeout=30)
+    assert "pipeline run" in at.warning[0].value
+    assert not at.metric
+
+
+def test_missing_database_names_the_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    at = run_app(monkeypatch, tmp_path / "nothing.duckdb")
+    message = at.info[0].value
+    assert "python -m pipeline ingest" in message and "./studio demo" in message
+    assert str(tmp_path / "nothing.duckdb") in message
+    assert not at.metric and not at.dataframe
+
+
+def test_default_database_is_studio_duckdb_in_the_working_directory(monkeypatch: pytest.MonkeyPatch,
+                                                                   tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    at = run_app(monkeypatch, None)
+    assert "`studio.duckdb`" in at.info[0].value
+
+
+def test_database_without_datasets_names_the_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    Database(tmp_path / "empty.duckdb").close()  # schema only
+    at = run_app(monkeypatch, tmp_path / "empty.duckdb")
+    assert "no datasets" in at.info[0].value and "python -m pipeline ingest" in at.info[0].value
+
+
+def test_a_file_that_is_not_a_database_shows_a_warning(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "junk.duckdb").write_text("not a database", encoding="utf-8")
+    at = run_app(monkeypatch, tmp_path / "junk.duckdb")
+    assert "junk.duckdb" in at.warning[0].value
+
+
+# ------------------------------------------------------------------------------------------------ overview.py
+def test_db_path_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STUDIO_DB", "/data/x.duckdb")
+    assert overview.db_path() == Path("/data/x.duckdb")
+    monkeypatch.delenv("STUDIO_DB")
+    assert overview.db_path() == Path("studio.duckdb")
+    monkeypatch.setenv("STUDIO_DB", "")
+    assert overview.db_path() == Path("studio.duckdb")
+
+
+def test_how_to_build_passes_the_path_to_the_pipeline() -> None:
+    assert "python -m pipeline ingest --db /d/s.duckdb" in overview.how_to_build(Path("/d/s.duckdb"))
+
+
+def test_load_snapshot_reads_everything_and_closes(studio_db: Path) -> None:
+    snapshot = overview.load_snapshot(studio_db)
+    assert list(snapshot.datasets["dataset"]) == ["clean-flickr", "tiny-flickr"]
+    assert len(snapshot.runs) == 2 and snapshot.rejects["rejected"].sum() == 2
+    assert snapshot.files["clean-flickr"][0] == 1 and snapshot.files["tiny-flickr"][0] == 2
+    assert [f["file"] for f in snapshot.files["tiny-flickr"][1]][0] == "Flickr8k.token.txt"
+    Database(studio_db).close()  # read-write in this process fails if a read-only connection were still open
+
+
+def test_load_snapshot_turns_duckdb_errors_into_database_errors(tmp_path: Path) -> None:
+    with pytest.raises(DatabaseError, match="no database yet"):
+        overview.load_snapshot(tmp_path / "absent.duckdb")
+    (tmp_path / "junk.duckdb").write_text("not a database", encoding="utf-8")
+    with pytest.raises(DatabaseError):
+        overview.load_snapshot(tmp_path / "junk.duckdb")
+
+
+def test_metric_totals_sum_over_datasets() -> None:
+    frame = pd.DataFrame({"dataset": ["a", "b"], "images_ok": [1, 2], "images_missing": [3, 0],
+                          "images_corrupt": [0, 1], "captions": [5, 6], "expert_ratings": [2, 0],
+                          "crowd_ratings": [1, 4]})
+    assert overview.metric_totals(frame) == {"datasets": 2, "images_ok": 3, "images_missing": 3,
+                                             "images_corrupt": 1, "captions": 11, "expert_ratings": 2,
+                                             "crowd_ratings": 5, "ratings": 7}
+    assert set(overview.metric_totals(pd.DataFrame()).values()) == {0}
+
+
+def test_rejects_figure_stacks_reason_classes_per_file() -> None:
+    assert overview.rejects_figure(pd.DataFrame(columns=["dataset", "file", "reason_class", "rejected"])) is None
+    rejects = pd.DataFrame({"dataset": ["a", "a", "b"], "file": ["f.txt", "f.txt", "f.txt"],
+                            "reason_class": ["expected", "image", "expected"], "rejected": [3, 1, 2]})
+    figure = overview.rejects_figure(rejects)
+    assert figure is not None and figure.layout.barmode == "stack"
+    bars = {(trace.name, x, y) for trace in figure.data for x, y in zip(trace.x, trace.y)}
+    assert bars == {("expected", "a / f.txt", 3), ("image", "a / f.txt", 1), ("expected", "b / f.txt", 2)}
+
+
+def test_file_counts_frame_has_fixed_columns() -> None:
+    assert list(overview.file_counts_frame([]).columns) == overview.FILE_COLUMNS
+    rows = [{"rejected": 1, "file": "t.txt", "accepted": 3, "read": 4}]
+    assert overview.file_counts_frame(rows).to_dict("records") == [
+        {"file": "t.txt", "read": 4, "accepted": 3, "rejected": 1}]

@@ -1,0 +1,49 @@
+"""Line framing and dialect sniffing, alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from db.validation import CROWD, EXPERT, SPLIT_LIST, WITHSENSE_TEST_QUERIES, WITHSENSE_TRAIN
+from pipeline.lines import frame_lines, sniff
+
+
+def test_frame_lines_counts_newline_terminated_lines() -> None:
+    assert frame_lines(b"a\nb\n") == ([1, 2], ["a", "b"], [])
+    assert frame_lines(b"a\nb") == ([1, 2], ["a", "b"], [])  # a last line without newline still counts
+    assert frame_lines(b"") == ([], [], [])
+    assert frame_lines(b"\xef\xbb\xbfa\r\nb\r\n") == ([1, 2], ["a", "b"], [])  # BOM and CRLF
+
+
+def test_bare_carriage_return_does_not_split_a_line() -> None:
+    numbers, lines, rejects = frame_lines(b"a\rb\nc\n")
+    assert (numbers, lines, rejects) == ([1, 2], ["a\rb", "c"], [])
+
+
+def test_invalid_bytes_reject_their_line_with_its_number() -> None:
+    numbers, lines, rejects = frame_lines(b"ok\n\xff\xfe\r\xffbad\nfine \xc3\xa9\n")
+    assert numbers == [1, 3] and lines == ["ok", "fine é"]
+    assert rejects == [(2, "\\xff\\xfe\r\\xffbad", "invalid UTF-8 bytes")]
+
+
+@pytest.mark.parametrize("delimiter", ["\t", ",", "|", ";"])
+def test_sniff_delimiter(delimiter: str) -> None:
+    lines = [delimiter.join(["a.jpg", "b.jpg#0", "1", "2", "3"])] * 5
+    dialect = sniff(lines, EXPERT)
+    assert (dialect.delimiter, dialect.header, dialect.index_column) == (delimiter, False, False)
+
+
+def test_sniff_header_by_names_and_by_numbers() -> None:
+    assert sniff(["image,query_id,query_text", "a.jpg,b.jpg#0,a dog"], WITHSENSE_TRAIN).header
+    numbers = ["img\tcap\tpct\tyes\tno", "a.jpg\tb.jpg#0\t0.5\t1\t1", "a.jpg\tc.jpg#0\t1\t2\t0"]
+    assert sniff(numbers, CROWD).header
+    damaged_first_row = ["a.jpg\tb.jpg#0\tx\t1\t1", "a.jpg\tc.jpg#0\t1\t2\t0"]
+    assert not sniff(damaged_first_row, CROWD).header  # a bad data row is rejected, not taken for a header
+    assert sniff(["image", "a.jpg"], SPLIT_LIST).header
+    assert not sniff(["a.jpg", "b.jpg"], SPLIT_LIST).header
+
+
+def test_sniff_pandas_index_column() -> None:
+    lines = ["|query_id|query_text|image", "0|a.jpg#0|A dog, running|a.jpg", "1|b.jpg#0|A cat|b.jpg"]
+    dialect = sniff(lines, WITHSENSE_TEST_QUERIES)
+    assert (dialect.delimiter, dialect.header, dialect.index_column) == ("|", True, True)
