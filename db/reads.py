@@ -51,3 +51,15 @@ def file_counts(db: Database, run_id: int) -> list[dict]:
     """The per-file read / accepted / rejected summary stored with an ingest run."""
     row = db.fetch_all("SELECT counts FROM ingest_runs WHERE id = ?", [run_id])
     return json.loads(row[0][0])["files"] if row and row[0][0] else []
+
+
+def first_rejects(db: Database, dataset: str, per_file: int = 3) -> list[tuple[str, int | None, str]]:
+    """The first ``per_file`` rejects of each file of a dataset: (file, line, reason), for the CLI summary."""
+    return db.fetch_all(
+        """
+        SELECT file, line, reason FROM rejects WHERE dataset = ?
+        QUALIFY row_number() OVER (PARTITION BY file ORDER BY line NULLS LAST) <= ?
+        ORDER BY file, line NULLS LAST
+        """,
+        [dataset, per_file],
+    )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from db import reads
 from db.database import Database, DatabaseError
-from pipeline import relevance
+from pipeline import download, relevance
 from pipeline.ingest import IngestError, ingest_dataset
 from pipeline.layouts import DataNotFound, discover, resolve_data_dir
 from pipeline.report import ingest_summary
@@ -33,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     rel.add_argument("--crowd-weight", type=float, help="weight of the crowd share (default 0.4)")
     rel.add_argument("--dataset", help="only this dataset (default: all)")
     stages.add_parser("status", parents=[common], help="datasets, counts and recent ingest runs")
+    stages.add_parser("download", parents=[common], help="fetch the COCO photos a captions JSON lists (online only)")
     return parser
 
 
@@ -50,7 +51,8 @@ def _ingest(args: argparse.Namespace) -> int:
                 print(f"error: {exc}", file=sys.stderr)
                 failed += 1
                 continue
-            print(ingest_summary(result))
+            examples = [] if result.skipped else reads.first_rejects(db, result.dataset)
+            print(ingest_summary(result, examples))
     return 1 if failed else 0
 
 
@@ -73,14 +75,27 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-STAGES = {"ingest": _ingest, "relevance": _relevance, "status": _status}
+def _download(args: argparse.Namespace) -> int:
+    if not args.data:
+        raise DataNotFound("download needs --data DIR: the COCO folder whose annotations/captions_*.json to fetch")
+    report = download.download(resolve_data_dir(args.data), quiet=args.quiet)
+    print(f"download: {report.fetched:,} fetched, {report.present:,} already present, {len(report.failed):,} failed")
+    for file, reason in report.failed[:10]:
+        print(f"  {file}: {reason}")
+    return 1 if report.failed else 0
+
+
+STAGES = {"ingest": _ingest, "relevance": _relevance, "status": _status, "download": _download}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return STAGES[args.stage](args)
-    except (DataNotFound, DatabaseError, ValueError) as exc:
+    except KeyboardInterrupt:
+        print("interrupted: the running transaction was rolled back; the database is as it was", file=sys.stderr)
+        return 130
+    except (DataNotFound, DatabaseError, download.DownloadError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - the CLI never ends in a bare traceback

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pipeline.ingest import IngestResult
 
 
-def ingest_summary(result: IngestResult) -> str:
-    """Per-file read / accepted / rejected table plus the dataset's table counts."""
+def ingest_summary(result: IngestResult, first_rejects: list[tuple[str, int | None, str]] = ()) -> str:
+    """Per-file read / accepted / rejected table, the dataset's table counts, and the first rejects per file."""
     if result.skipped:
         return (f"{result.dataset} ({result.layout}): unchanged since ingest run {result.previous_run_id}; "
                 "nothing to do (use --force to re-ingest)")
@@ -26,4 +26,7 @@ def ingest_summary(result: IngestResult) -> str:
         f"expert {t['expert_ratings']:,}; crowd {t['crowd_ratings']:,}; relevance {t['relevance']:,}; "
         f"objects {t['objects']:,}; query pairs {t['query_pairs']:,}"
     )
+    if first_rejects:
+        lines.append("  first rejects per file (all of them: table `rejects`, or the dashboard):")
+        lines.extend(f"    {file}{'' if line is None else f':{line}'}: {reason}" for file, line, reason in first_rejects)
     return "\n".join(lines)

@@ -16,8 +16,9 @@ def test_ingest_prints_per_file_summary(tmp_path: Path, capsys) -> None:
     assert main(["ingest", "--data", str(tmp_path / "data"), "--db", str(tmp_path / "s.duckdb"), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "mini (flickr8k)" in out
-    assert [line.split() for line in out.splitlines() if line.strip().startswith("ExpertAnnotations.txt")] == [
+    assert [line.split() for line in out.splitlines() if line.strip().startswith("ExpertAnnotations.txt ")] == [
         ["ExpertAnnotations.txt", "1", "0", "1"]]
+    assert "    ExpertAnnotations.txt:1: expected 5 columns" in out  # the first rejects, with line and reason
     assert main(["ingest", "--data", str(root), "--db", str(tmp_path / "s.duckdb"), "--quiet"]) == 0
     assert "unchanged since ingest run 1" in capsys.readouterr().out
     assert main(["status", "--db", str(tmp_path / "s.duckdb")]) == 0
