@@ -20,6 +20,10 @@ if TYPE_CHECKING:  # imported for annotations only: db/ must not depend on pipel
     from pipeline.images import ImageScan
     from pipeline.lines import StagedRows
 
+SCAN_SCHEMA = (
+    ("name", pa.string()), ("path", pa.string()), ("split", pa.string()), ("status", pa.string()),
+    ("reason", pa.string()), ("width", pa.int32()), ("height", pa.int32()), ("sha256", pa.string()),
+)
 DATASET_TABLES = ("images", "captions", "query_pairs", "expert_ratings", "crowd_ratings", "relevance", "objects")
 
 
@@ -97,8 +101,7 @@ class IngestTransaction:
     def add_scans(self, scans: list[ImageScan]) -> None:
         if not scans:
             return
-        columns = ("name", "path", "split", "status", "reason", "width", "height", "sha256")
-        arrow = pa.table({c: [getattr(s, c) for s in scans] for c in columns})
+        arrow = pa.table({name: pa.array([getattr(s, name) for s in scans], kind) for name, kind in SCAN_SCHEMA})
         self.cur.register("scans_arrow", arrow)
         self.cur.execute("INSERT INTO image_scans SELECT * FROM scans_arrow")
         self.cur.unregister("scans_arrow")

@@ -1,7 +1,7 @@
 """Validation of staged source rows in SQL, and the specs that say what each source file holds.
 
 A reader stages every line (or JSON record) it read as ``(line_no, raw, norm)``: ``norm`` is the line with its
-fields joined by a separator. Validation then runs as two set-based passes inside DuckDB, never a Python row loop:
+fields joined by a separator. Validation then runs as two set-based passes inside DuckDB, not per row in Python:
 
 1. *row checks* (``check_rows``): column count, empty fields, number syntax and ranges, image-name syntax, and
    per-file rules such as "crowd share agrees with n_yes / n_no". The first failing check is the row's reason.

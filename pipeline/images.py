@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,6 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 SCAN_THREADS = 4  # decoding releases the GIL; 4 threads keep 2 cores busy while others wait on disk
 
 
@@ -41,7 +41,9 @@ class ImageScan:
     sha256: str | None
 
 
-def list_image_files(root: Path, folder: str, split: str | None, name_of=lambda p: p.name) -> list[ImageFile]:
+def list_image_files(
+    root: Path, folder: str, split: str | None, name_of: Callable[[Path], str] = lambda p: p.name
+) -> list[ImageFile]:
     """Every regular file in ``root/folder`` (not only image suffixes: a stray file is reported, not ignored)."""
     directory = root / folder
     if not directory.is_dir():
