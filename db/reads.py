@@ -38,10 +38,16 @@ def ingest_runs(db: Database, limit: int = 50) -> pd.DataFrame:
 
 
 def reject_counts(db: Database) -> pd.DataFrame:
-    """Rejected lines per dataset, file and reason class (the reason up to its first quote or digit)."""
+    """Rejected lines per dataset, file and reason class: the reason with quoted values shown as "…", numbers
+    as N and the trailing (rule) dropped, so 'expert_1 "x" is not an integer' and 'expert_1 "y" is not an
+    integer' count together."""
     return db.fetch_df(
-        """
-        SELECT dataset, file, regexp_replace(reason, '\\s*["\\d].*$', '') AS reason_class, count(*) AS rejected
+        r"""
+        SELECT dataset, file,
+               regexp_replace(regexp_replace(regexp_replace(reason, '"[^"]*"', '"…"', 'g'),
+                                             '(^|\s)[+-]?\d+(\.\d+)?', '\1N', 'g'),
+                              '\s*\([^)]*\)$', '') AS reason_class,
+               count(*) AS rejected
         FROM rejects GROUP BY ALL ORDER BY dataset, file, rejected DESC
         """
     )

@@ -94,8 +94,8 @@ def test_overview_page_shows_the_ingested_data(monkeypatch: pytest.MonkeyPatch, 
     spec = json.loads(charts[0].proto.spec)
     bars = {(trace["name"], x, y) for trace in spec["data"]
             for x, y in zip(plotly_values(trace["x"]), plotly_values(trace["y"]))}
-    assert bars == {("expected", "tiny-flickr / Flickr8k.token.txt", 1),
-                    ("image", "tiny-flickr / ExpertAnnotations.txt", 1)}
+    assert bars == {("expected N columns (caption_id, text), found N", "tiny-flickr / Flickr8k.token.txt", 1),
+                    ('image "…" is not a valid image name', "tiny-flickr / ExpertAnnotations.txt", 1)}
 
 
 def test_file_table_follows_the_selected_dataset(monkeypatch: pytest.MonkeyPatch, studio_db: Path) -> None:
