@@ -86,7 +86,12 @@ def frame_lines(data: bytes) -> tuple[list[int], list[str], list[tuple[int, str,
 
 
 def _split(line: str, delimiter: str) -> list[str] | None:
-    if '"' not in line:
+    """Fields of one line; None when its quoting is malformed.
+
+    Tab-separated files follow the TSV convention (Flickr8k's own files included): quotes are plain text, as in
+    the caption `A sign that says " sale "`. Other delimiters follow CSV (RFC 4180) quoting.
+    """
+    if delimiter == "\t" or '"' not in line:
         return line.split(delimiter)
     try:
         return next(csv.reader([line], delimiter=delimiter, strict=True))
@@ -159,14 +164,15 @@ def stage_delimited(path: Path, label: str, spec: FileSpec, **params: str) -> St
     data = path.read_bytes()
     text, valid = _decode(data)
     dialect = sniff(text[:SNIFF_BYTES].split("\n")[:SNIFF_SAMPLE], spec)
-    if valid and not dialect.index_column and '"' not in text:
+    quoting = dialect.delimiter != "\t" and '"' in text
+    if valid and not dialect.index_column and not quoting:
         return StagedRows(label, spec, _arrow_lines(text, dialect.header), dialect.delimiter, [], dialect.header,
                           dict(params))
     numbers, lines, rejects = frame_lines(data)
     if dialect.header and numbers and numbers[0] == 1:
         numbers, lines = numbers[1:], lines[1:]
     separator, norm = dialect.delimiter, lines
-    if dialect.index_column or any('"' in line for line in lines):
+    if dialect.index_column or quoting:
         separator, norm, keep = FIELD_SEPARATOR, [], []
         for number, line in zip(numbers, lines):
             fields = _split(line, dialect.delimiter)

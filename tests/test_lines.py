@@ -47,3 +47,20 @@ def test_sniff_pandas_index_column() -> None:
     lines = ["|query_id|query_text|image", "0|a.jpg#0|A dog, running|a.jpg", "1|b.jpg#0|A cat|b.jpg"]
     dialect = sniff(lines, WITHSENSE_TEST_QUERIES)
     assert (dialect.delimiter, dialect.header, dialect.index_column) == ("|", True, True)
+
+
+def test_tsv_quotes_are_text_csv_quotes_are_quoting(tmp_path) -> None:
+    from db.validation import FLICKR_CAPTIONS
+    from pipeline.lines import stage_delimited
+
+    tsv = tmp_path / "captions.txt"
+    tsv.write_text('a.jpg#0\t"Stop" sign on a corner .\na.jpg#1\tA sign that says " sale " .\n')
+    staged = stage_delimited(tsv, "captions.txt", FLICKR_CAPTIONS)
+    assert staged.rows.column("norm").to_pylist() == [
+        'a.jpg#0\t"Stop" sign on a corner .', 'a.jpg#1\tA sign that says " sale " .']
+    assert staged.python_rejects == []
+    csv_file = tmp_path / "train.csv"
+    csv_file.write_text('a.jpg,b.jpg#0,"A dog, running"\na.jpg,c.jpg#0,"broken\n')
+    staged = stage_delimited(csv_file, "train.csv", WITHSENSE_TRAIN)
+    assert staged.rows.column("norm").to_pylist() == ["a.jpg\x1fb.jpg#0\x1fA dog, running"]
+    assert staged.python_rejects == [(2, 'a.jpg,c.jpg#0,"broken', "malformed quoting")]
