@@ -9,7 +9,9 @@ from pathlib import Path
 
 from db import reads
 from db.database import Database, DatabaseError
-from pipeline import download, relevance
+from pipeline import bridge, download, embed, encoders, evaluate_retrieval, relevance, search
+from pipeline.encoders.base import WeightsUnavailable
+from pipeline.encoders.offline import Bridge as OfflineBridge
 from pipeline.ingest import IngestError, ingest_dataset
 from pipeline.layouts import DataNotFound, discover, resolve_data_dir
 from pipeline.report import ingest_summary
@@ -34,6 +36,24 @@ def _parser() -> argparse.ArgumentParser:
     rel.add_argument("--dataset", help="only this dataset (default: all)")
     stages.add_parser("status", parents=[common], help="datasets, counts and recent ingest runs")
     stages.add_parser("download", parents=[common], help="fetch the COCO photos a captions JSON lists (online only)")
+    encoder = argparse.ArgumentParser(add_help=False)
+    encoder.add_argument("--encoder", default=encoders.DEFAULT, choices=encoders.BACKENDS,
+                         help=f"encoder backend (default: {encoders.DEFAULT})")
+    encoder.add_argument("--model", help="open_clip model name (default ViT-B-32)")
+    encoder.add_argument("--pretrained", default="default",
+                         help="open_clip pretrained tag or checkpoint path; 'none' for random weights")
+    emb = stages.add_parser("embed", parents=[common, encoder], help="vectors for new or changed photos")
+    emb.add_argument("--batch-size", type=int, default=32)
+    emb.add_argument("--workers", type=int, default=1, help="photo decoding processes (default 1)")
+    fit = stages.add_parser("fit-bridge", parents=[common], help="fit the offline encoder's bridge on captions")
+    fit.add_argument("--dataset", help="fit on this dataset's captions only (default: all)")
+    ev = stages.add_parser("evaluate-retrieval", parents=[common, encoder],
+                           help="Recall@K / MRR / nDCG / mAP on COCO captions and categories")
+    ev.add_argument("--dataset", default="coco-mini")
+    ev.add_argument("--folds", type=int, default=5, help="cross-fitting folds for the fitted bridge")
+    find = stages.add_parser("search", parents=[common, encoder], help="top-K photos for a text query")
+    find.add_argument("query")
+    find.add_argument("-k", type=int, default=10)
     return parser
 
 
@@ -85,7 +105,63 @@ def _download(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
-STAGES = {"ingest": _ingest, "relevance": _relevance, "status": _status, "download": _download}
+def _encoder(args: argparse.Namespace, db: Database):
+    pretrained = None if args.pretrained.lower() == "none" else args.pretrained
+    return bridge.load_for(db, args.encoder, model=args.model, pretrained=pretrained)
+
+
+def _embed(args: argparse.Namespace) -> int:
+    with Database(args.db) as db:
+        report = embed.embed(db, _encoder(args, db), batch_size=args.batch_size, workers=args.workers,
+                             quiet=args.quiet)
+    print(f"embed {report.encoder_id}: {report.embedded:,} encoded, {report.from_cached_features:,} from cached "
+          f"features, {report.already_current:,} already current, {len(report.failed):,} failed, "
+          f"{report.removed:,} stale removed; skipped photos: "
+          + (", ".join(f"{n:,} {status}" for status, n in sorted(report.skipped.items())) or "none")
+          + f" ({report.seconds:.1f}s)")
+    for image_id, reason in report.failed[:10]:
+        print(f"  {image_id}: {reason}")
+    return 0
+
+
+def _fit_bridge(args: argparse.Namespace) -> int:
+    with Database(args.db) as db:
+        fitted, report = bridge.fit(db, dataset=args.dataset, quiet=args.quiet)
+    print(f"bridge {fitted.id}: fitted on {fitted.fitted_on['photos']:,} photos / "
+          f"{fitted.fitted_on['captions']:,} captions; {report.from_cached_features:,} photos re-projected "
+          f"as {report.encoder_id}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    with Database(args.db) as db:
+        encoder = _encoder(args, db)
+        if args.encoder == "offline":
+            zero_shot = encoder.with_bridge(OfflineBridge())
+            results = evaluate_retrieval.evaluate(db, zero_shot, dataset=args.dataset, quiet=args.quiet)
+            results += evaluate_retrieval.evaluate(db, zero_shot, dataset=args.dataset, folds=args.folds,
+                                                   cross_fit=True, quiet=args.quiet)
+        else:
+            results = evaluate_retrieval.evaluate(db, encoder, dataset=args.dataset, quiet=args.quiet)
+    for result in results:
+        figures = ", ".join(f"{name} {value:.3f}" for name, value in result.metrics.items())
+        print(f"{result.protocol:<14} {result.encoder}: {figures} "
+              f"({result.details['queries']:,} queries, {result.details['photos']:,} photos)")
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    with Database(args.db, read_only=True) as db:
+        result = search.Searcher(db, _encoder(args, db)).search(args.query, k=args.k)
+    for notice in result.notices:
+        print(f"note: {notice}")
+    for hit in result.hits:
+        print(f"{hit.rank:>4}  {hit.score:.3f}  {hit.image_id}")
+    return 0
+
+
+STAGES = {"ingest": _ingest, "relevance": _relevance, "status": _status, "download": _download, "embed": _embed,
+          "fit-bridge": _fit_bridge, "evaluate-retrieval": _evaluate, "search": _search}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: the running transaction was rolled back; the database is as it was", file=sys.stderr)
         return 130
-    except (DataNotFound, DatabaseError, download.DownloadError, ValueError) as exc:
+    except (DataNotFound, DatabaseError, download.DownloadError, WeightsUnavailable, search.NoVectors,
+            evaluate_retrieval.EvaluationError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - the CLI never ends in a bare traceback

@@ -1,0 +1,226 @@
+"""SQL of the embed, bridge, search and evaluation stages: vectors, cached features and texts, metrics."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from db.database import Database
+
+
+def vectors_to_arrow(vectors: np.ndarray) -> pa.Array:
+    """(n, d) float32 -> Arrow list<float> without a Python object per value."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    flat = pa.array(vectors.reshape(-1))
+    return pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1]).cast(pa.list_(pa.float32()))
+
+
+def arrow_to_vectors(column: pa.ChunkedArray | pa.Array, dim: int | None = None) -> np.ndarray:
+    """Arrow list<float> column -> (n, d) float32; all rows must have the same length."""
+    if len(column) == 0:
+        return np.zeros((0, dim or 0), dtype=np.float32)
+    lengths = pc.list_value_length(column)
+    dim = int(pc.min(lengths).as_py())
+    if dim != int(pc.max(lengths).as_py()):
+        raise ValueError("vectors of different lengths in one encoder")
+    flat = pc.list_flatten(column)
+    return np.array(flat.to_numpy(zero_copy_only=False), dtype=np.float32).reshape(-1, dim)  # writable copy
+
+
+# ------------------------------------------------------------------------------------------------------ embed
+def photos_to_embed(db: Database, encoder_id: str, feature_id: str) -> pd.DataFrame:
+    """Readable photos whose vector for ``encoder_id`` is absent or stale (photo bytes changed), with the
+    absolute path and whether cached features for the current bytes exist."""
+    return db.fetch_df(
+        """
+        SELECT i.id AS image_id, d.root || '/' || i.path AS path, i.sha256,
+               f.image_id IS NOT NULL AS has_features
+        FROM images i JOIN datasets d ON d.id = i.dataset
+        LEFT JOIN embeddings e ON e.image_id = i.id AND e.encoder_id = ? AND e.sha256 = i.sha256
+        LEFT JOIN image_features f ON f.image_id = i.id AND f.feature_id = ? AND f.sha256 = i.sha256
+        WHERE i.status = 'ok' AND e.image_id IS NULL
+        ORDER BY i.id
+        """,
+        [encoder_id, feature_id],
+    )
+
+
+def unreadable_photo_counts(db: Database) -> dict[str, int]:
+    rows = db.fetch_all("SELECT status, count(*) FROM images WHERE status <> 'ok' GROUP BY status")
+    return {status: int(n) for status, n in rows}
+
+
+def cached_features(db: Database, feature_id: str, image_ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """Cached features of the given photos (current bytes only), in the order found."""
+    with db.cursor() as cur:
+        cur.register("wanted", pa.table({"image_id": pa.array(list(image_ids), pa.string())}))
+        table = cur.sql(
+            """
+            SELECT f.image_id, f.features FROM image_features f
+            JOIN wanted USING (image_id) JOIN images i ON i.id = f.image_id AND i.sha256 = f.sha256
+            WHERE f.feature_id = ? ORDER BY f.image_id
+            """,
+            params=[feature_id],
+        ).to_arrow_table()
+    return table.column("image_id").to_pylist(), arrow_to_vectors(table.column("features"))
+
+
+def save_photo_vectors(
+    cur: duckdb.DuckDBPyConnection, encoder_id: str, feature_id: str | None, image_ids: Sequence[str],
+    shas: Sequence[str], vectors: np.ndarray, features: np.ndarray | None = None,
+) -> None:
+    """Upsert one batch of vectors (and the features they came from, when the encoder caches them)."""
+    batch = pa.table({"image_id": pa.array(list(image_ids), pa.string()), "sha256": pa.array(list(shas), pa.string()),
+                      "vector": vectors_to_arrow(vectors)})
+    if features is not None:
+        batch = batch.append_column("features", vectors_to_arrow(features))
+    cur.register("batch", batch)
+    cur.execute("INSERT OR REPLACE INTO embeddings SELECT image_id, ?, sha256, vector, ? FROM batch",
+                [encoder_id, datetime.now()])
+    if features is not None:
+        cur.execute("INSERT OR REPLACE INTO image_features SELECT image_id, ?, sha256, features FROM batch",
+                    [feature_id])
+    cur.unregister("batch")
+
+
+def delete_orphan_vectors(cur: duckdb.DuckDBPyConnection, encoder_id: str) -> int:
+    """Vectors of photos no longer readable (removed, or corrupt after a re-ingest)."""
+    return int(cur.execute(
+        "DELETE FROM embeddings WHERE encoder_id = ? AND image_id NOT IN (SELECT id FROM images WHERE status = 'ok')",
+        [encoder_id],
+    ).fetchone()[0])
+
+
+def embedded_count(db: Database, encoder_id: str) -> int:
+    return int(db.fetch_all("SELECT count(*) FROM embeddings WHERE encoder_id = ?", [encoder_id])[0][0])
+
+
+# ------------------------------------------------------------------------------------------------------ texts
+def cached_texts(db: Database, encoder_id: str, shas: Sequence[str]) -> dict[str, np.ndarray]:
+    with db.cursor() as cur:
+        cur.register("wanted", pa.table({"text_sha256": pa.array(list(shas), pa.string())}))
+        table = cur.sql(
+            "SELECT t.text_sha256, t.vector FROM text_embeddings t JOIN wanted USING (text_sha256) "
+            "WHERE t.encoder_id = ?",
+            params=[encoder_id],
+        ).to_arrow_table()
+    vectors = arrow_to_vectors(table.column("vector"))
+    return dict(zip(table.column("text_sha256").to_pylist(), vectors))
+
+
+def save_texts(cur: duckdb.DuckDBPyConnection, encoder_id: str, shas: Sequence[str], texts: Sequence[str],
+               vectors: np.ndarray) -> None:
+    cur.register("texts", pa.table({"text_sha256": pa.array(list(shas), pa.string()),
+                                    "text": pa.array(list(texts), pa.string()), "vector": vectors_to_arrow(vectors)}))
+    cur.execute("INSERT OR REPLACE INTO text_embeddings SELECT ?, text_sha256, text, vector FROM texts", [encoder_id])
+    cur.unregister("texts")
+
+
+# ----------------------------------------------------------------------------------------------------- search
+_VISIBLE_VECTORS = (
+    "SELECT e.image_id, e.vector FROM embeddings e JOIN visible_images v ON v.id = e.image_id "
+    "WHERE e.encoder_id = ? ORDER BY e.image_id"
+)
+
+
+def visible_vectors(db: Database, encoder_id: str) -> tuple[list[str], np.ndarray]:
+    """Every vector of ``encoder_id`` whose photo the `visible_images` view lets through."""
+    with db.cursor() as cur:
+        table = cur.sql(_VISIBLE_VECTORS, params=[encoder_id]).to_arrow_table()
+    return table.column("image_id").to_pylist(), arrow_to_vectors(table.column("vector"))
+
+
+def visible_vector_count(db: Database, encoder_id: str) -> int:
+    return int(db.fetch_all("SELECT count(*) FROM embeddings e JOIN visible_images v ON v.id = e.image_id "
+                            "WHERE e.encoder_id = ?", [encoder_id])[0][0])
+
+
+def visible_vector_chunks(db: Database, encoder_id: str, rows: int = 32_768) -> Iterator[tuple[list[str], np.ndarray]]:
+    """The same rows as :func:`visible_vectors`, streamed ``rows`` at a time (a million never sit in memory)."""
+    with db.cursor() as cur:
+        for batch in cur.sql(_VISIBLE_VECTORS, params=[encoder_id]).to_arrow_reader(rows):
+            yield batch.column("image_id").to_pylist(), arrow_to_vectors(batch.column("vector"))
+
+
+def encoders_with_vectors(db: Database) -> pd.DataFrame:
+    return db.fetch_df("SELECT encoder_id, count(*) AS photos, max(created) AS updated FROM embeddings "
+                       "GROUP BY encoder_id ORDER BY updated DESC")
+
+
+# ---------------------------------------------------------------------------------------------------- bridges
+def current_bridge(db: Database) -> str | None:
+    rows = db.fetch_all("SELECT params FROM bridges WHERE current ORDER BY created DESC LIMIT 1")
+    return rows[0][0] if rows else None
+
+
+def save_bridge(cur: duckdb.DuckDBPyConnection, bridge_id: str, params_json: str) -> None:
+    cur.execute("UPDATE bridges SET current = false WHERE current")
+    cur.execute("INSERT OR REPLACE INTO bridges VALUES (?, ?, ?, true)", [bridge_id, params_json, datetime.now()])
+
+
+# ----------------------------------------------------------------------------------------------- evaluation
+def captions_of_visible_photos(db: Database, dataset: str) -> pd.DataFrame:
+    return db.fetch_df(
+        "SELECT c.id AS caption_id, c.image_id, c.text FROM captions c JOIN visible_images v ON v.id = c.image_id "
+        "WHERE c.dataset = ? ORDER BY c.id",
+        [dataset],
+    )
+
+
+def objects_of_visible_photos(db: Database, dataset: str) -> pd.DataFrame:
+    return db.fetch_df(
+        "SELECT o.image_id, o.category FROM objects o JOIN visible_images v ON v.id = o.image_id "
+        "WHERE o.dataset = ? ORDER BY o.category, o.image_id",
+        [dataset],
+    )
+
+
+def data_version(db: Database, dataset: str) -> str:
+    rows = db.fetch_all("SELECT last_run_id FROM datasets WHERE id = ?", [dataset])
+    return f"{dataset}@ingest-run-{rows[0][0]}" if rows else f"{dataset}@none"
+
+
+def save_metrics(cur: duckdb.DuckDBPyConnection, encoder: str, protocol: str, metrics: dict[str, float],
+                 version: str, details: dict) -> None:
+    """Replace the figures of (encoder, protocol, data version) with these."""
+    cur.execute("DELETE FROM retrieval_metrics WHERE encoder = ? AND protocol = ? AND data_version = ?",
+                [encoder, protocol, version])
+    now = datetime.now()
+    cur.executemany(
+        "INSERT INTO retrieval_metrics VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [[encoder, protocol, name, float(value), version, now, json.dumps(details)] for name, value in metrics.items()],
+    )
+
+
+def retrieval_metrics(db: Database) -> pd.DataFrame:
+    return db.fetch_df("SELECT encoder, protocol, metric, value, data_version, created, details "
+                       "FROM retrieval_metrics ORDER BY protocol, encoder, metric")
+
+
+def captions_with_features(db: Database, feature_id: str, dataset: str | None) -> pd.DataFrame:
+    """Captions of visible photos whose features (for their current bytes) are cached."""
+    return db.fetch_df(
+        """
+        SELECT c.image_id, c.text FROM captions c
+        JOIN visible_images v ON v.id = c.image_id
+        JOIN image_features f ON f.image_id = c.image_id AND f.feature_id = ? AND f.sha256 = v.sha256
+        WHERE ? IS NULL OR c.dataset = ?
+        ORDER BY c.id
+        """,
+        [feature_id, dataset, dataset],
+    )
+
+
+def visible_subset(db: Database, image_ids: Sequence[str]) -> set[str]:
+    """Which of these photos the `visible_images` view lets through right now."""
+    if not image_ids:
+        return set()
+    return {row[0] for row in db.fetch_all("SELECT id FROM visible_images WHERE id IN (SELECT unnest(?))",
+                                           [list(image_ids)])}

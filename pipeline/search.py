@@ -1,0 +1,102 @@
+"""Search: query text -> top-K (image_id, score) by exact cosine, over visible photos only.
+
+The index is a snapshot of the `visible_images` view taken when the :class:`Searcher` is built; every answer is
+checked against the view again before it is returned, so a photo the minors filter excludes after the
+snapshot still never comes out. The dashboard keeps one Searcher per encoder (st.cache_resource) and rebuilds
+it when vectors change.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from db import embeddings as store
+from db.database import Database
+from pipeline.encoders.base import Encoder
+from pipeline.vector_index import VectorIndex
+
+MAX_QUERY_CHARS = 1000
+MAX_K = 1000
+TEXT_CACHE_SIZE = 1024
+
+
+class QueryError(ValueError):
+    """The query cannot be searched; the message says what to type instead."""
+
+
+class NoVectors(RuntimeError):
+    """No photo vectors for this encoder yet; the message names the command to run."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    rank: int  # 1-based, over the whole ranking (page offsets included)
+    image_id: str
+    score: float
+
+
+@dataclass
+class SearchResult:
+    query: str
+    hits: list[Hit] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+
+
+def clean_query(text: str | None) -> tuple[str, list[str]]:
+    """Normalised query and notices about it; raises QueryError when nothing searchable is left."""
+    text = unicodedata.normalize("NFKC", text or "").strip()
+    text = " ".join(text.split())
+    if not text:
+        raise QueryError("Type a few words describing the scene, e.g. 'a dog running on a beach'.")
+    if not any(ch.isalnum() for ch in text):
+        raise QueryError("The query has no words, only symbols or emoji. Describe the scene in words "
+                         "(English works best).")
+    notices = []
+    if len(text) > MAX_QUERY_CHARS:
+        text = text[:MAX_QUERY_CHARS]
+        notices.append(f"The query was shortened to its first {MAX_QUERY_CHARS:,} characters.")
+    letters = [ch for ch in text if ch.isalpha()]
+    if letters and sum(1 for ch in letters if ch.isascii()) < len(letters) / 2:
+        notices.append("The text encoder was trained on English; results for other languages may be poor.")
+    return text, notices
+
+
+class Searcher:
+    """Top-K search for one encoder over the visible photos that have its vectors."""
+
+    def __init__(self, db: Database, encoder: Encoder) -> None:
+        self.db, self.encoder = db, encoder
+        rows = store.visible_vector_count(db, encoder.id)
+        if not rows:
+            raise NoVectors(f"No photo vectors for encoder {encoder.id} yet: run "
+                            "`python -m pipeline embed` (after `python -m pipeline ingest`).")
+        self.index = VectorIndex.build(store.visible_vector_chunks(db, encoder.id), rows=rows)
+        self._texts: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def query_vector(self, text: str) -> np.ndarray:
+        """Text vector through a small in-process LRU cache (repeated queries and paging cost nothing)."""
+        if text in self._texts:
+            self._texts.move_to_end(text)
+            return self._texts[text]
+        vector = self.encoder.encode_texts([text])[0]
+        self._texts[text] = vector
+        if len(self._texts) > TEXT_CACHE_SIZE:
+            self._texts.popitem(last=False)
+        return vector
+
+    def search(self, text: str | None, *, k: int = 10, offset: int = 0, min_score: float | None = None) -> SearchResult:
+        """One page of results; ``min_score`` drops hits below a cosine cut-off."""
+        if not 1 <= k <= MAX_K or offset < 0:
+            raise QueryError(f"k must be 1..{MAX_K} and offset >= 0 (got k={k}, offset={offset})")
+        query, notices = clean_query(text)
+        ranked = self.index.top_k(self.query_vector(query), k, offset)
+        visible = store.visible_subset(self.db, [image_id for image_id, _ in ranked])
+        hits = [Hit(offset + i + 1, image_id, score) for i, (image_id, score) in enumerate(ranked)
+                if image_id in visible and (min_score is None or score >= min_score)]
+        if len(visible) < len(ranked):
+            notices.append("Some photos were withdrawn since the index was built; refresh the search index.")
+        return SearchResult(query, hits, notices)
