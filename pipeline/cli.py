@@ -151,6 +151,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
+    search.clean_query(args.query)  # a bad query is reported before any index is built
     with Database(args.db, read_only=True) as db:
         result = search.Searcher(db, _encoder(args, db)).search(args.query, k=args.k)
     for notice in result.notices:

@@ -55,6 +55,11 @@ class _Photos(torch.utils.data.Dataset):
             return index, f"cannot decode: {exc}"
 
 
+def _single_threaded(_: int) -> None:
+    """Loader workers decode with one thread; the cores' threads belong to the forward pass."""
+    torch.set_num_threads(1)
+
+
 def _collate(items):
     good = [(i, x) for i, x in items if not isinstance(x, str)]
     bad = [(i, x) for i, x in items if isinstance(x, str)]
@@ -100,6 +105,7 @@ def _encode_photos(db: Database, encoder: Encoder, rows: pd.DataFrame, batch_siz
     loader = torch.utils.data.DataLoader(
         _Photos(rows["path"].tolist(), encoder), batch_size=batch_size, num_workers=workers,
         collate_fn=_collate, prefetch_factor=4 if workers else None,
+        worker_init_fn=_single_threaded,
     )
     ids, shas = rows["image_id"].tolist(), rows["sha256"].tolist()
     for indexes, batch, failures in loader:

@@ -53,3 +53,25 @@ def test_bad_data_dirs_exit_2_with_a_message(tmp_path: Path, capsys, make: str) 
 def test_status_without_database(tmp_path: Path, capsys) -> None:
     assert main(["status", "--db", str(tmp_path / "none.duckdb")]) == 1
     assert "python -m pipeline ingest" in capsys.readouterr().out
+
+
+def test_search_before_embed_names_the_command(tmp_path: Path, capsys) -> None:
+    db = str(tmp_path / "s.duckdb")
+    flickr_dir(tmp_path / "mini")
+    assert main(["ingest", "--data", str(tmp_path / "mini"), "--db", db, "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["search", "a dog", "--db", db]) == 2
+    err = capsys.readouterr().err
+    assert "python -m pipeline embed" in err and "Traceback" not in err
+
+
+def test_embed_reports_skipped_photos_and_evaluate_needs_coco(tmp_path: Path, capsys) -> None:
+    db = str(tmp_path / "s.duckdb")
+    flickr_dir(tmp_path / "mini")
+    main(["ingest", "--data", str(tmp_path / "mini"), "--db", db, "--quiet"])
+    assert main(["embed", "--db", db, "--quiet"]) == 0
+    assert "0 encoded" in (out := capsys.readouterr().out) and "3 missing" in out
+    assert main(["evaluate-retrieval", "--db", db, "--quiet"]) == 2
+    assert "no captioned visible photos in dataset 'coco-mini'" in capsys.readouterr().err
+    assert main(["search", "   ", "--db", db]) == 2
+    assert "Type a few words" in capsys.readouterr().err

@@ -183,9 +183,13 @@ class OfflineEncoder(Encoder):
 
     @torch.inference_mode()
     def extract(self, batch: Sequence[torch.Tensor]) -> np.ndarray:
-        """Mean logits over views and horizontal flips."""
+        """Mean logits over views and horizontal flips. Views arrive as uint8 (4x less to move from the loader
+        worker than float32) and are normalised here."""
         total = None
+        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255
+        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255
         for view in batch:
+            view = (view.float() - mean) / std
             for pixels in (view, torch.flip(view, dims=[3])):
                 logits = self.model(pixels)
                 total = logits if total is None else total + logits
@@ -213,7 +217,4 @@ def _view(image: Image.Image, mode: str, side: int) -> torch.Tensor:
         image = image.crop((left, top, left + side, top + side))
     else:
         image = image.resize((side, side), Image.BILINEAR)
-    pixels = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return (pixels - mean) / std
+    return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).contiguous()
