@@ -126,6 +126,7 @@ def _cross_fit(db: Database, encoder: OfflineEncoder, photo_ids: list[str], capt
     ids, features = store.cached_features(db, encoder.feature_id, photo_ids)
     if ids != photo_ids:
         raise EvaluationError("cached features are missing for some photos; run `python -m pipeline embed`")
+    row = {p: i for i, p in enumerate(photo_ids)}
     captioned = sorted(set(captions["image_id"]))
     caption_photo = captions["image_id"].to_numpy()
     scores = np.zeros((len(target), len(photo_ids)), dtype=np.float32)
@@ -134,7 +135,7 @@ def _cross_fit(db: Database, encoder: OfflineEncoder, photo_ids: list[str], capt
         train_photos = [p for p in captioned if p not in held_out]
         train_rows = {p: i for i, p in enumerate(train_photos)}
         train_captions = np.array([p in train_rows for p in caption_photo])
-        bridge = fit_bridge(features[[photo_ids.index(p) for p in train_photos]], encoder.class_embeddings,
+        bridge = fit_bridge(features[[row[p] for p in train_photos]], encoder.class_embeddings,
                             queries[train_captions], np.array([train_rows[p] for p in caption_photo[train_captions]]),
                             base=Bridge(encoder.bridge.temperature, encoder.bridge.top_k))
         gallery = bridge.apply(features, encoder.class_embeddings)

@@ -42,12 +42,12 @@ class Encoder(ABC):
         return self.id
 
     @abstractmethod
-    def preprocess(self, image: Image.Image) -> torch.Tensor:
-        """Decoded RGB photo -> model input tensor. Runs in loader workers, so it must be picklable."""
+    def preprocess(self, image: Image.Image) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """An opened photo -> model input (one tensor, or one per test-time view). Runs in loader workers."""
 
     @abstractmethod
-    def extract(self, batch: torch.Tensor) -> np.ndarray:
-        """A stacked batch of preprocessed photos -> float32 features, one row per photo."""
+    def extract(self, batch) -> np.ndarray:
+        """A collated batch of preprocessed photos -> float32 features, one row per photo."""
 
     def project(self, features: np.ndarray) -> np.ndarray:
         """Features -> L2-normalised vectors in the shared space."""
