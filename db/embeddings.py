@@ -79,15 +79,23 @@ def save_photo_vectors(
     """Upsert one batch of vectors (and the features they came from, when the encoder caches them)."""
     batch = pa.table({"image_id": pa.array(list(image_ids), pa.string()), "sha256": pa.array(list(shas), pa.string()),
                       "vector": vectors_to_arrow(vectors)})
-    if features is not None:
-        batch = batch.append_column("features", vectors_to_arrow(features))
     cur.register("batch", batch)
     cur.execute("INSERT OR REPLACE INTO embeddings SELECT image_id, ?, sha256, vector, ? FROM batch",
                 [encoder_id, datetime.now()])
-    if features is not None:
-        cur.execute("INSERT OR REPLACE INTO image_features SELECT image_id, ?, sha256, features FROM batch",
-                    [feature_id])
     cur.unregister("batch")
+    if features is not None:
+        save_features(cur, feature_id, image_ids, shas, features)
+
+
+def save_features(cur: duckdb.DuckDBPyConnection, feature_id: str, image_ids: Sequence[str], shas: Sequence[str],
+                  features: np.ndarray) -> None:
+    """Upsert what a costly network (or detector) returned for these photos' current bytes."""
+    cur.register("computed", pa.table({"image_id": pa.array(list(image_ids), pa.string()),
+                                       "sha256": pa.array(list(shas), pa.string()),
+                                       "features": vectors_to_arrow(features)}))
+    cur.execute("INSERT OR REPLACE INTO image_features SELECT image_id, ?, sha256, features FROM computed",
+                [feature_id])
+    cur.unregister("computed")
 
 
 def delete_orphan_vectors(cur: duckdb.DuckDBPyConnection, encoder_id: str) -> int:
@@ -166,18 +174,30 @@ def save_bridge(cur: duckdb.DuckDBPyConnection, bridge_id: str, params_json: str
 
 
 # ----------------------------------------------------------------------------------------------- evaluation
-def captions_of_visible_photos(db: Database, dataset: str) -> pd.DataFrame:
+# Measurement and fitting read every readable photo, whatever the minors filter decided: they show no photo to
+# anyone, and the evaluation protocol ranks all of a dataset's photos.
+def dataset_vectors(db: Database, encoder_id: str, dataset: str) -> tuple[list[str], np.ndarray]:
+    with db.cursor() as cur:
+        table = cur.sql(
+            "SELECT e.image_id, e.vector FROM embeddings e JOIN images i ON i.id = e.image_id "
+            "WHERE e.encoder_id = ? AND i.dataset = ? AND i.status = 'ok' AND e.sha256 = i.sha256 ORDER BY e.image_id",
+            params=[encoder_id, dataset],
+        ).to_arrow_table()
+    return table.column("image_id").to_pylist(), arrow_to_vectors(table.column("vector"))
+
+
+def captions_of_readable_photos(db: Database, dataset: str) -> pd.DataFrame:
     return db.fetch_df(
-        "SELECT c.id AS caption_id, c.image_id, c.text FROM captions c JOIN visible_images v ON v.id = c.image_id "
-        "WHERE c.dataset = ? ORDER BY c.id",
+        "SELECT c.id AS caption_id, c.image_id, c.text FROM captions c JOIN images i ON i.id = c.image_id "
+        "WHERE c.dataset = ? AND i.status = 'ok' ORDER BY c.id",
         [dataset],
     )
 
 
-def objects_of_visible_photos(db: Database, dataset: str) -> pd.DataFrame:
+def objects_of_readable_photos(db: Database, dataset: str) -> pd.DataFrame:
     return db.fetch_df(
-        "SELECT o.image_id, o.category FROM objects o JOIN visible_images v ON v.id = o.image_id "
-        "WHERE o.dataset = ? ORDER BY o.category, o.image_id",
+        "SELECT o.image_id, o.category FROM objects o JOIN images i ON i.id = o.image_id "
+        "WHERE o.dataset = ? AND i.status = 'ok' ORDER BY o.category, o.image_id",
         [dataset],
     )
 
@@ -205,12 +225,12 @@ def retrieval_metrics(db: Database) -> pd.DataFrame:
 
 
 def captions_with_features(db: Database, feature_id: str, dataset: str | None) -> pd.DataFrame:
-    """Captions of visible photos whose features (for their current bytes) are cached."""
+    """Captions of readable photos whose features (for their current bytes) are cached."""
     return db.fetch_df(
         """
         SELECT c.image_id, c.text FROM captions c
-        JOIN visible_images v ON v.id = c.image_id
-        JOIN image_features f ON f.image_id = c.image_id AND f.feature_id = ? AND f.sha256 = v.sha256
+        JOIN images i ON i.id = c.image_id AND i.status = 'ok'
+        JOIN image_features f ON f.image_id = c.image_id AND f.feature_id = ? AND f.sha256 = i.sha256
         WHERE ? IS NULL OR c.dataset = ?
         ORDER BY c.id
         """,

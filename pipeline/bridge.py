@@ -1,7 +1,7 @@
 """Bridge stage of the offline encoder: reads captions and cached photo features, writes `bridges` and
 re-projects `embeddings` with the fitted bridge (no photo is decoded again).
 
-The fitted bridge learns from every captioned, visible photo in the database. Retrieval figures for it come from
+The fitted bridge learns from every captioned, readable photo in the database. Retrieval figures for it come from
 `evaluate-retrieval`, which refits per fold so that no scored query's photo was seen in fitting.
 """
 

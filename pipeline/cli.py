@@ -12,6 +12,9 @@ from db.database import Database, DatabaseError
 from pipeline import bridge, download, embed, encoders, evaluate_retrieval, relevance, search
 from pipeline.encoders.base import WeightsUnavailable
 from pipeline.encoders.offline import Bridge as OfflineBridge
+from pipeline.minors import filter as minors_filter
+from pipeline.minors import moderation
+from pipeline.minors.detector import PeopleDetector
 from pipeline.ingest import IngestError, ingest_dataset
 from pipeline.layouts import DataNotFound, discover, resolve_data_dir
 from pipeline.report import ingest_summary
@@ -54,6 +57,16 @@ def _parser() -> argparse.ArgumentParser:
     find = stages.add_parser("search", parents=[common, encoder], help="top-K photos for a text query")
     find.add_argument("query")
     find.add_argument("-k", type=int, default=10)
+    find.add_argument("--user", help="who is searching (recorded when a query is blocked)")
+    filt = stages.add_parser("filter", parents=[common], help="minors filter: decide every photo")
+    filt.add_argument("--detector", action="store_true",
+                      help="let the OpenCV people detector clear uncaptioned photos where it finds nobody "
+                           "(off by default: on COCO-mini it also cleared photos with people; see README)")
+    mod = stages.add_parser("moderate", parents=[common], help="a moderator's decision on photos")
+    mod.add_argument("image_ids", nargs="+")
+    mod.add_argument("--status", required=True, choices=moderation.STATUSES)
+    mod.add_argument("--moderator", required=True)
+    mod.add_argument("--reason", required=True)
     return parser
 
 
@@ -151,9 +164,11 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    search.clean_query(args.query)  # a bad query is reported before any index is built
-    with Database(args.db, read_only=True) as db:
-        result = search.Searcher(db, _encoder(args, db)).search(args.query, k=args.k)
+    with Database(args.db) as db:  # read-write: a blocked query is logged
+        result = search.Searcher(db, _encoder(args, db)).search(args.query, k=args.k, user=args.user)
+    if result.legal_notice:
+        print(result.legal_notice)
+        return 3
     for notice in result.notices:
         print(f"note: {notice}")
     for hit in result.hits:
@@ -161,7 +176,24 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
-STAGES = {"ingest": _ingest, "relevance": _relevance, "status": _status, "download": _download, "embed": _embed,
+def _filter(args: argparse.Namespace) -> int:
+    detector = PeopleDetector() if args.detector else None
+    with Database(args.db) as db:
+        report = minors_filter.run_filter(db, detector=detector, quiet=args.quiet)
+    statuses = ", ".join(f"{n:,} {status}" for status, n in sorted(report.statuses.items()))
+    rules = ", ".join(f"{rule} {n:,}" for rule, n in report.rules.most_common())
+    print(f"filter {report.version}: {statuses}; {report.moderated_kept:,} moderator decisions kept\n  rules: {rules}")
+    return 0
+
+
+def _moderate(args: argparse.Namespace) -> int:
+    with Database(args.db) as db:
+        changed = moderation.decide(db, args.image_ids, args.status, moderator=args.moderator, reason=args.reason)
+    print(f"moderate: {changed} photo(s) set to {args.status} by {args.moderator}")
+    return 0
+
+
+STAGES = {"filter": _filter, "moderate": _moderate, "ingest": _ingest, "relevance": _relevance, "status": _status, "download": _download, "embed": _embed,
           "fit-bridge": _fit_bridge, "evaluate-retrieval": _evaluate, "search": _search}
 
 
@@ -173,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: the running transaction was rolled back; the database is as it was", file=sys.stderr)
         return 130
     except (DataNotFound, DatabaseError, download.DownloadError, WeightsUnavailable, search.NoVectors,
-            evaluate_retrieval.EvaluationError, ValueError) as exc:
+            evaluate_retrieval.EvaluationError, moderation.ModerationError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - the CLI never ends in a bare traceback

@@ -1,7 +1,8 @@
 """Retrieval evaluation stage: reads `embeddings`, `image_features`, `captions`, `objects`; writes
 `retrieval_metrics`.
 
-Two protocols on a COCO dataset (default coco-mini), gallery = every visible photo of the dataset:
+Two protocols on a COCO dataset (default coco-mini), gallery = every readable photo of the dataset (the minors
+filter does not apply: no photo is shown, and the protocol ranks all of them):
 
 * ``coco-caption``: every caption is a query whose one relevant photo is its own. Recall@1/5/10, MRR, nDCG@10.
 * ``coco-category``: one query per COCO category (its bare name, as a user would type it); relevant = the
@@ -72,17 +73,16 @@ def _folds(photo_ids: list[str], folds: int, seed: int = 0) -> list[set[str]]:
 def evaluate(db: Database, encoder: Encoder, *, dataset: str = DEFAULT_DATASET, folds: int = DEFAULT_FOLDS,
              cross_fit: bool = False, quiet: bool = False) -> list[Evaluation]:
     """Both protocols for one encoder; ``cross_fit`` (offline encoder only) refits the bridge per fold."""
-    captions = store.captions_of_visible_photos(db, dataset)
+    captions = store.captions_of_readable_photos(db, dataset)
     if captions.empty:
-        raise EvaluationError(f"no captioned visible photos in dataset {dataset!r}; ingest it first")
+        raise EvaluationError(f"no captioned readable photos in dataset {dataset!r}; ingest it first")
     embed(db, encoder, quiet=quiet)
-    photo_ids, vectors = store.visible_vectors(db, encoder.id)
-    photo_ids, vectors = _only_dataset(photo_ids, vectors, dataset)
+    photo_ids, vectors = store.dataset_vectors(db, encoder.id, dataset)
     row = {p: i for i, p in enumerate(photo_ids)}
     captions = captions[captions["image_id"].isin(row)]
     queries = text_vectors(db, encoder, captions["text"].tolist())
     target = np.array([row[p] for p in captions["image_id"]])
-    objects = store.objects_of_visible_photos(db, dataset)
+    objects = store.objects_of_readable_photos(db, dataset)
     categories = sorted(set(objects["category"]))
     relevant = np.zeros((len(categories), len(photo_ids)), dtype=bool)
     for category, photo in zip(objects["category"], objects["image_id"]):
@@ -113,11 +113,6 @@ def evaluate(db: Database, encoder: Encoder, *, dataset: str = DEFAULT_DATASET, 
         for result in results:
             store.save_metrics(cur, result.encoder, result.protocol, result.metrics, version, result.details)
     return results
-
-
-def _only_dataset(photo_ids: list[str], vectors: np.ndarray, dataset: str) -> tuple[list[str], np.ndarray]:
-    keep = [i for i, p in enumerate(photo_ids) if p.startswith(f"{dataset}/")]
-    return [photo_ids[i] for i in keep], vectors[keep]
 
 
 def _cross_fit(db: Database, encoder: OfflineEncoder, photo_ids: list[str], captions, queries: np.ndarray,

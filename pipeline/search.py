@@ -17,6 +17,7 @@ import numpy as np
 from db import embeddings as store
 from db.database import Database
 from pipeline.encoders.base import Encoder
+from pipeline.minors import query_block
 from pipeline.vector_index import VectorIndex
 
 MAX_QUERY_CHARS = 1000
@@ -44,6 +45,7 @@ class SearchResult:
     query: str
     hits: list[Hit] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
+    legal_notice: str | None = None  # set when the query was refused under the minors rules
 
 
 def clean_query(text: str | None) -> tuple[str, list[str]]:
@@ -70,12 +72,20 @@ class Searcher:
 
     def __init__(self, db: Database, encoder: Encoder) -> None:
         self.db, self.encoder = db, encoder
-        rows = store.visible_vector_count(db, encoder.id)
-        if not rows:
-            raise NoVectors(f"No photo vectors for encoder {encoder.id} yet: run "
-                            "`python -m pipeline embed` (after `python -m pipeline ingest`).")
-        self.index = VectorIndex.build(store.visible_vector_chunks(db, encoder.id), rows=rows)
+        self._index: VectorIndex | None = None
         self._texts: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    @property
+    def index(self) -> VectorIndex:
+        """Built on first use, so a blocked or malformed query never waits for (or needs) an index."""
+        if self._index is None:
+            rows = store.visible_vector_count(self.db, self.encoder.id)
+            if not rows:
+                raise NoVectors(f"No visible photo vectors for encoder {self.encoder.id} yet: run "
+                                "`python -m pipeline filter` and `python -m pipeline embed` "
+                                "(after `python -m pipeline ingest`).")
+            self._index = VectorIndex.build(store.visible_vector_chunks(self.db, self.encoder.id), rows=rows)
+        return self._index
 
     def query_vector(self, text: str) -> np.ndarray:
         """Text vector through a small in-process LRU cache (repeated queries and paging cost nothing)."""
@@ -88,11 +98,17 @@ class Searcher:
             self._texts.popitem(last=False)
         return vector
 
-    def search(self, text: str | None, *, k: int = 10, offset: int = 0, min_score: float | None = None) -> SearchResult:
-        """One page of results; ``min_score`` drops hits below a cosine cut-off."""
+    def search(self, text: str | None, *, k: int = 10, offset: int = 0, min_score: float | None = None,
+               user: str | None = None) -> SearchResult:
+        """One page of results; ``min_score`` drops hits below a cosine cut-off. A query about children gets
+        the legal notice and no photos, and is logged with ``user``."""
         if not 1 <= k <= MAX_K or offset < 0:
             raise QueryError(f"k must be 1..{MAX_K} and offset >= 0 (got k={k}, offset={offset})")
         query, notices = clean_query(text)
+        verdict = query_block.check(query)
+        if verdict.blocked:
+            query_block.log(self.db, query, verdict, user)
+            return SearchResult(query, [], notices, query_block.LEGAL_NOTICE)
         ranked = self.index.top_k(self.query_vector(query), k, offset)
         visible = store.visible_subset(self.db, [image_id for image_id, _ in ranked])
         hits = [Hit(offset + i + 1, image_id, score) for i, (image_id, score) in enumerate(ranked)

@@ -72,6 +72,30 @@ def test_embed_reports_skipped_photos_and_evaluate_needs_coco(tmp_path: Path, ca
     assert main(["embed", "--db", db, "--quiet"]) == 0
     assert "0 encoded" in (out := capsys.readouterr().out) and "3 missing" in out
     assert main(["evaluate-retrieval", "--db", db, "--quiet"]) == 2
-    assert "no captioned visible photos in dataset 'coco-mini'" in capsys.readouterr().err
+    assert "no captioned readable photos in dataset 'coco-mini'" in capsys.readouterr().err
     assert main(["search", "   ", "--db", db]) == 2
     assert "Type a few words" in capsys.readouterr().err
+
+
+def test_filter_and_moderate_commands(tmp_path: Path, capsys) -> None:
+    db = str(tmp_path / "s.duckdb")
+    flickr_dir(tmp_path / "mini")
+    main(["ingest", "--data", str(tmp_path / "mini"), "--db", db, "--quiet"])
+    assert main(["filter", "--db", db, "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "1 cleared, 2 excluded" in out and "caption-child-words 2" in out
+    ok = main(["moderate", "mini/1001773457_577c3a7d70.jpg", "--status", "cleared", "--moderator", "mia",
+               "--reason", "two dogs, no people", "--db", db])
+    assert ok == 0 and "1 photo(s) set to cleared by mia" in capsys.readouterr().out
+    assert main(["moderate", "mini/nope.jpg", "--status", "cleared", "--moderator", "mia", "--reason", "x",
+                 "--db", db]) == 2
+    assert "unknown photo ids: mini/nope.jpg" in capsys.readouterr().err
+
+
+def test_blocked_query_prints_the_legal_notice(tmp_path: Path, capsys) -> None:
+    db = str(tmp_path / "s.duckdb")
+    flickr_dir(tmp_path / "mini")
+    main(["ingest", "--data", str(tmp_path / "mini"), "--db", db, "--quiet"])
+    capsys.readouterr()
+    assert main(["search", "kids at the beach", "--db", db, "--user", "olga"]) == 3
+    assert "children under 16" in capsys.readouterr().out

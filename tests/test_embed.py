@@ -13,6 +13,7 @@ from db import embeddings as store
 from db.database import Database
 from fakes import ColourEncoder
 from pipeline.embed import embed, text_vectors
+from pipeline.minors.filter import run_filter
 
 
 def solid(colour: tuple[int, int, int]) -> bytes:
@@ -37,6 +38,7 @@ def four_photos(db: Database, tmp_path: Path) -> Path:
         (root / "annotations" / "captions_val2017.json").read_text().replace(
             '"images": [', '"images": [{"id": 5, "file_name": "000000000005.png", "width": 1, "height": 1}, '))
     ingest(db, root)
+    run_filter(db, detector=None, quiet=True)  # captions name no child: the photos become visible
     return root
 
 
@@ -80,6 +82,7 @@ def test_vectors_of_photos_gone_from_the_dataset_are_removed(db: Database, four_
     embed(db, ColourEncoder(), workers=0, quiet=True)
     (four_photos / "images/val2017/000000000001.png").write_bytes(b"")
     ingest(db, four_photos)
+    run_filter(db, detector=None, quiet=True)
     report = embed(db, ColourEncoder(), workers=0, quiet=True)
     assert report.removed == 1
     assert store.visible_vectors(db, "colour-test")[0] == ["c/2", "c/3"]

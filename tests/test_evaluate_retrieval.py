@@ -14,6 +14,7 @@ from db.database import Database
 from pipeline.bridge import current_offline_encoder, fit
 from pipeline.encoders.offline import Bridge
 from pipeline.evaluate_retrieval import CAPTION, CATEGORY, caption_metrics, evaluate, mean_average_precision
+from pipeline.minors.filter import run_filter
 from pipeline.search import Searcher
 
 
@@ -65,6 +66,7 @@ def test_fitted_bridge_becomes_current_and_searchable(coco: Database) -> None:
     assert report.from_cached_features == 239 and report.embedded == 0  # re-projected, not re-decoded
     encoder = current_offline_encoder(coco)
     assert encoder.bridge.id == bridge.id
+    run_filter(coco, detector=None, quiet=True)  # search shows cleared photos only
     hits = Searcher(coco, encoder).search("a giraffe standing next to a tree", k=5).hits
     giraffes = {image_id for (image_id,) in coco.fetch_all(
         "SELECT image_id FROM objects WHERE category = 'giraffe' AND dataset = 'coco-mini'")}

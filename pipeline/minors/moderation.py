@@ -1,0 +1,36 @@
+"""Moderator decisions: confirm or overturn the filter, one photo or many at once, always with a reason.
+
+Every change writes one `moderation_audit` row per photo (who, when, old status, new status, reason) in the
+same transaction as the decision itself. The filter never overwrites a moderator's decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from db import minors as store
+from db.database import Database
+
+STATUSES = store.STATUSES
+
+
+class ModerationError(ValueError):
+    pass
+
+
+def decide(db: Database, image_ids: Sequence[str], status: str, *, moderator: str, reason: str) -> int:
+    """Set ``status`` for these photos as ``moderator``; checks everything before writing anything."""
+    ids = list(dict.fromkeys(image_ids))
+    if status not in STATUSES:
+        raise ModerationError(f"status must be one of {', '.join(STATUSES)}; got {status!r}")
+    if not (moderator or "").strip():
+        raise ModerationError("a moderator name is required: every decision records who made it")
+    if not (reason or "").strip():
+        raise ModerationError("a reason is required for the audit trail")
+    if not ids:
+        raise ModerationError("no photos given")
+    unknown = sorted(set(ids) - store.existing_images(db, ids))
+    if unknown:
+        raise ModerationError(f"unknown photo ids: {', '.join(unknown[:10])}")
+    with db.write() as cur:
+        return store.moderate(cur, ids, status, moderator.strip(), reason.strip())

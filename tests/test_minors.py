@@ -1,0 +1,200 @@
+"""Minors filter, moderation and query block, end to end on small generated data."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from builders import coco_dir, ingest
+from db import minors as store
+from db import reads
+from db.database import Database
+from fakes import ColourEncoder
+from pipeline import export
+from pipeline.embed import embed
+from pipeline.minors import filter as minors_filter
+from pipeline.minors import lexicon, moderation, query_block
+from pipeline.minors.filter import run_filter
+from pipeline.search import Searcher
+from test_embed import solid
+
+CAPTIONS = {
+    1: ["A man riding a wave on a surfboard.", "A surfer in the ocean."],
+    2: ["A little girl holding a kite.", "A child in a field."],
+    3: ["Two girls walking on a beach.", "People at the shore."],
+    4: ["A baby elephant next to its mother.", "Elephants by a river."],
+}
+
+
+class FixedDetector:
+    """Stands in for OpenCV: sees people in photo 6 only."""
+
+    id = "fixed-test-detector"
+
+    def count(self, path: str):
+        return np.array([1.0 if path.endswith("000000000006.png") else 0.0])
+
+    def sees_people(self, counts) -> bool:
+        return bool(np.sum(counts) > 0)
+
+    def describe(self, counts) -> dict:
+        return {"people": int(np.sum(counts))}
+
+
+@pytest.fixture
+def photos(db: Database, tmp_path: Path) -> Path:
+    files = {f"{i:012d}.png": solid((40 * i, 90, 200 - 30 * i)) for i in range(1, 7)}
+    images = [{"id": i, "file_name": f"{i:012d}.png", "width": 16, "height": 16} for i in range(1, 7)]
+    captions = [{"id": 100 * i + n, "image_id": i, "caption": text}
+                for i, texts in CAPTIONS.items() for n, text in enumerate(texts)]
+    root = coco_dir(tmp_path / "c", images=images, captions=captions, files=files)  # 5 and 6: no captions
+    ingest(db, root)
+    return root
+
+
+def statuses(db: Database) -> dict[str, str]:
+    return dict(db.fetch_all("SELECT image_id, status FROM minors_decisions ORDER BY 1"))
+
+
+def test_decisions_with_reasons(db: Database, photos: Path) -> None:
+    report = run_filter(db, detector=FixedDetector(), quiet=True)
+    assert statuses(db) == {"c/1": "cleared", "c/2": "excluded", "c/3": "pending_review", "c/4": "cleared",
+                            "c/5": "cleared", "c/6": "pending_review"}
+    assert report.version == f"{lexicon.RULE_SET_VERSION}+fixed-test-detector"
+    reasons = json.loads(db.fetch_all("SELECT reasons FROM minors_decisions WHERE image_id = 'c/2'")[0][0])
+    assert reasons["rule"] == "caption-child-words"
+    first = reasons["matches"][0]
+    assert (first["text"], first["caption_id"], first["span"]) == ("little girl", "c/200", [2, 13])
+    assert first["caption"][first["span"][0]:first["span"][1]] == "little girl"
+    six = json.loads(db.fetch_all("SELECT reasons FROM minors_decisions WHERE image_id = 'c/6'")[0][0])
+    assert six == {"rule": "no-captions-people-detected", "detector": "fixed-test-detector", "detections": {"people": 1}}
+    assert db.fetch_all("SELECT DISTINCT decided_by FROM minors_decisions") == [("rule",)]
+
+
+def test_without_a_detector_uncaptioned_photos_fail_closed(db: Database, photos: Path) -> None:
+    run_filter(db, detector=None, quiet=True)
+    assert statuses(db)["c/5"] == statuses(db)["c/6"] == "pending_review"
+
+
+def test_only_cleared_photos_are_visible(db: Database, photos: Path) -> None:
+    assert db.fetch_all("SELECT count(*) FROM visible_images") == [(0,)]  # nothing decided yet: nothing shown
+    run_filter(db, detector=FixedDetector(), quiet=True)
+    assert [r[0] for r in db.fetch_all("SELECT id FROM visible_images ORDER BY id")] == ["c/1", "c/4", "c/5"]
+
+
+def test_moderator_decisions_survive_reruns_and_new_rule_versions(db: Database, photos: Path, monkeypatch) -> None:
+    run_filter(db, detector=FixedDetector(), quiet=True)
+    moderation.decide(db, ["c/3", "c/6"], "cleared", moderator="mia", reason="adults only, checked by eye")
+    moderation.decide(db, ["c/1"], "excluded", moderator="mia", reason="child visible in the background")
+    monkeypatch.setattr(lexicon, "RULE_SET_VERSION", "lexicon-next")
+    report = run_filter(db, detector=FixedDetector(), quiet=True)
+    assert report.moderated_kept == 3
+    assert statuses(db) == {"c/1": "excluded", "c/2": "excluded", "c/3": "cleared", "c/4": "cleared",
+                                 "c/5": "cleared", "c/6": "cleared"}
+    versions = dict(db.fetch_all("SELECT image_id, rule_set_version FROM minors_decisions"))
+    assert versions["c/2"].startswith("lexicon-next") and not versions["c/1"].startswith("lexicon-next")
+    moderator = db.fetch_all("SELECT decided_by, moderator FROM minors_decisions WHERE image_id = 'c/3'")
+    assert moderator == [("moderator", "mia")]
+
+
+def test_audit_trail_records_who_when_old_new_and_why(db: Database, photos: Path) -> None:
+    run_filter(db, detector=FixedDetector(), quiet=True)
+    moderation.decide(db, ["c/2"], "excluded", moderator="mia", reason="confirmed: a child")
+    moderation.decide(db, ["c/3", "c/6"], "cleared", moderator="tom", reason="adults")
+    moderation.decide(db, ["c/3"], "excluded", moderator="mia", reason="second look: one is 14")
+    trail = store.audit_trail(db)
+    assert trail[["image_id", "moderator", "old_status", "new_status", "reason"]].values.tolist() == [
+        ["c/2", "mia", "excluded", "excluded", "confirmed: a child"],
+        ["c/3", "tom", "pending_review", "cleared", "adults"],
+        ["c/6", "tom", "pending_review", "cleared", "adults"],
+        ["c/3", "mia", "cleared", "excluded", "second look: one is 14"],
+    ]
+    assert trail["changed_at"].notna().all() and list(trail["id"]) == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("ids, status, moderator, reason, message", [
+    (["c/1"], "maybe", "mia", "x", "status must be one of"),
+    (["c/1"], "cleared", " ", "x", "moderator name is required"),
+    (["c/1"], "cleared", "mia", "", "reason is required"),
+    (["c/1", "c/99"], "cleared", "mia", "x", "unknown photo ids: c/99"),
+    ([], "cleared", "mia", "x", "no photos"),
+])
+def test_bad_moderation_changes_nothing(db: Database, photos: Path, ids, status, moderator, reason, message) -> None:
+    run_filter(db, detector=FixedDetector(), quiet=True)
+    before = statuses(db)
+    with pytest.raises(moderation.ModerationError, match=message):
+        moderation.decide(db, ids, status, moderator=moderator, reason=reason)
+    assert statuses(db) == before and store.audit_trail(db).empty
+
+
+def test_no_search_result_thumbnail_or_export_includes_an_excluded_or_pending_photo(
+        db: Database, photos: Path, tmp_path: Path) -> None:
+    run_filter(db, detector=FixedDetector(), quiet=True)
+    hidden = {image_id for image_id, status in statuses(db).items() if status != "cleared"}
+    assert hidden == {"c/2", "c/3", "c/6"}
+    embed(db, ColourEncoder(), workers=0, quiet=True)  # vectors exist for every readable photo ...
+    assert db.fetch_all("SELECT count(*) FROM embeddings")[0][0] == 6
+    searcher = Searcher(db, ColourEncoder())  # ... but search sees only the visible ones
+    found = {hit.image_id for query in ("red", "green", "blue", "surfer", "elephant")
+             for hit in searcher.search(query, k=10).hits}
+    assert found and not found & hidden
+    assert not set(reads.thumbnail_paths(db, [f"c/{i}" for i in range(1, 7)])) & hidden
+    out = tmp_path / "export.csv"
+    assert export.export_visible_photos(db, out) == 3
+    with open(out) as handle:
+        assert not {row["image_id"] for row in csv.DictReader(handle)} & hidden
+
+
+@pytest.mark.parametrize("query", ["a little girl on a beach", "kids playing football", "a 10-year-old boy",
+                                   "two teenagers", "children's party"])
+def test_queries_about_children_get_the_legal_notice_and_are_logged(db: Database, photos: Path, query: str) -> None:
+    run_filter(db, detector=FixedDetector(), quiet=True)
+    embed(db, ColourEncoder(), workers=0, quiet=True)
+    result = Searcher(db, ColourEncoder()).search(query, user="olga")
+    assert result.hits == [] and result.legal_notice == query_block.LEGAL_NOTICE
+    [logged] = store.blocked_queries(db).to_dict("records")
+    assert (logged["query"], logged["user_name"]) == (query, "olga") and json.loads(logged["matches"])
+
+
+@pytest.mark.parametrize("query", ["a baby elephant", "a young man throwing a frisbee", "a teddy bear",
+                                   "a little dog on a couch"])
+def test_ordinary_queries_pass(db: Database, photos: Path, query: str) -> None:
+    run_filter(db, detector=FixedDetector(), quiet=True)
+    embed(db, ColourEncoder(), workers=0, quiet=True)
+    result = Searcher(db, ColourEncoder()).search(query)
+    assert result.legal_notice is None and result.hits
+    assert store.blocked_queries(db).empty
+
+
+def test_photo_unreadable_for_the_detector_stays_pending(db: Database, photos: Path) -> None:
+    class Blind(FixedDetector):
+        def count(self, path):
+            return None
+
+    run_filter(db, detector=Blind(), quiet=True)
+    assert statuses(db)["c/5"] == "pending_review"
+    reasons = json.loads(db.fetch_all("SELECT reasons FROM minors_decisions WHERE image_id = 'c/5'")[0][0])
+    assert reasons["rule"] == "no-captions-fail-closed"
+
+
+def test_detector_counts_are_cached_by_photo_bytes(db: Database, photos: Path) -> None:
+    calls = []
+
+    class Counting(FixedDetector):
+        def count(self, path):
+            calls.append(path)
+            return super().count(path)
+
+    run_filter(db, detector=Counting(), quiet=True)
+    run_filter(db, detector=Counting(), quiet=True)
+    assert len(calls) == 2  # photos 5 and 6, once
+
+
+def test_rule_decision_of_a_single_caption_set() -> None:
+    assert minors_filter.decide_from_captions(["a#0"], ["a cat on a mat"])[0] == "cleared"
+    assert minors_filter.decide_from_captions(["a#0", "a#1"], ["a woman", "a girl"])[0] == "pending_review"
+    assert minors_filter.decide_from_captions(["a#0", "a#1"], ["a girl", "a small boy"])[0] == "excluded"
