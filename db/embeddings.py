@@ -244,3 +244,15 @@ def visible_subset(db: Database, image_ids: Sequence[str]) -> set[str]:
         return set()
     return {row[0] for row in db.fetch_all("SELECT id FROM visible_images WHERE id IN (SELECT unnest(?))",
                                            [list(image_ids)])}
+
+
+def vectors_of(db: Database, encoder_id: str, image_ids: Sequence[str]) -> dict[str, np.ndarray]:
+    """Current vectors (matching the photo's bytes) of these photos, whatever the minors filter decided."""
+    with db.cursor() as cur:
+        cur.register("wanted", pa.table({"image_id": pa.array(list(image_ids), pa.string())}))
+        table = cur.sql(
+            "SELECT e.image_id, e.vector FROM embeddings e JOIN wanted USING (image_id) "
+            "JOIN images i ON i.id = e.image_id AND i.sha256 = e.sha256 WHERE e.encoder_id = ?",
+            params=[encoder_id],
+        ).to_arrow_table()
+    return dict(zip(table.column("image_id").to_pylist(), arrow_to_vectors(table.column("vector"))))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import duckdb
+
+from db import settings
 
 SETTINGS_KEY = "relevance"
 
@@ -35,12 +35,11 @@ WHERE expert_score IS NOT NULL OR crowd_share IS NOT NULL
 
 
 def load_weights(cur: duckdb.DuckDBPyConnection) -> dict[str, float] | None:
-    row = cur.execute("SELECT value FROM settings WHERE key = ?", [SETTINGS_KEY]).fetchone()
-    return json.loads(row[0]) if row else None
+    return settings.get(cur, SETTINGS_KEY)
 
 
 def save_weights(cur: duckdb.DuckDBPyConnection, weights: dict[str, float]) -> None:
-    cur.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", [SETTINGS_KEY, json.dumps(weights)])
+    settings.put(cur, SETTINGS_KEY, weights)
 
 
 def recompute(

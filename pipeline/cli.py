@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 import traceback
 from pathlib import Path
@@ -13,7 +14,7 @@ from pipeline import bridge, download, embed, encoders, evaluate_retrieval, rele
 from pipeline.encoders.base import WeightsUnavailable
 from pipeline.encoders.offline import Bridge as OfflineBridge
 from pipeline.minors import filter as minors_filter
-from pipeline.minors import moderation
+from pipeline.minors import clip_check, moderation
 from pipeline.minors.detector import PeopleDetector
 from pipeline.ingest import IngestError, ingest_dataset
 from pipeline.layouts import DataNotFound, discover, resolve_data_dir
@@ -58,10 +59,19 @@ def _parser() -> argparse.ArgumentParser:
     find.add_argument("query")
     find.add_argument("-k", type=int, default=10)
     find.add_argument("--user", help="who is searching (recorded when a query is blocked)")
-    filt = stages.add_parser("filter", parents=[common], help="minors filter: decide every photo")
+    clip = argparse.ArgumentParser(add_help=False)
+    clip.add_argument("--clip-model", default=None, help="open_clip model for the image-side check (ViT-B-32)")
+    clip.add_argument("--clip-pretrained", help="open_clip weights (tag or checkpoint path); enables the CLIP check")
+    filt = stages.add_parser("filter", parents=[common, clip], help="minors filter: decide every photo")
     filt.add_argument("--detector", action="store_true",
                       help="let the OpenCV people detector clear uncaptioned photos where it finds nobody "
                            "(off by default: on COCO-mini it also cleared photos with people; see README)")
+    cal = stages.add_parser("calibrate-minors", parents=[common, clip],
+                            help="calibrate the CLIP child-score threshold on hand-labelled photos")
+    cal.add_argument("--labels", default="tests/data/minors_labels.csv",
+                     help="CSV image_id,child_under_16 (yes/no/unsure); unsure counts as a child")
+    cal.add_argument("--dataset", default="coco-mini")
+    cal.add_argument("--target-recall", type=float, default=0.98)
     mod = stages.add_parser("moderate", parents=[common], help="a moderator's decision on photos")
     mod.add_argument("image_ids", nargs="+")
     mod.add_argument("--status", required=True, choices=moderation.STATUSES)
@@ -176,13 +186,32 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _clip_encoder(args: argparse.Namespace):
+    pretrained = None if args.clip_pretrained.lower() == "none" else args.clip_pretrained
+    return encoders.load_encoder("openclip", model=args.clip_model, pretrained=pretrained)
+
+
 def _filter(args: argparse.Namespace) -> int:
     detector = PeopleDetector() if args.detector else None
     with Database(args.db) as db:
-        report = minors_filter.run_filter(db, detector=detector, quiet=args.quiet)
+        clip = clip_check.stored_check(db, _clip_encoder(args)) if args.clip_pretrained else None
+        report = minors_filter.run_filter(db, detector=detector, clip=clip, quiet=args.quiet)
     statuses = ", ".join(f"{n:,} {status}" for status, n in sorted(report.statuses.items()))
     rules = ", ".join(f"{rule} {n:,}" for rule, n in report.rules.most_common())
     print(f"filter {report.version}: {statuses}; {report.moderated_kept:,} moderator decisions kept\n  rules: {rules}")
+    return 0
+
+
+def _calibrate_minors(args: argparse.Namespace) -> int:
+    if not args.clip_pretrained:
+        raise ValueError("calibrate-minors needs --clip-pretrained (CLIP weights: a tag or a checkpoint path)")
+    with open(args.labels, newline="") as handle:
+        labels = {f"{args.dataset}/{row['image_id']}": row["child_under_16"] != "no" for row in csv.DictReader(handle)}
+    with Database(args.db) as db:
+        result = clip_check.calibrate_on_labels(db, _clip_encoder(args), labels, args.target_recall, quiet=args.quiet)
+    print(f"calibrate-minors: threshold {result['threshold']:.4f} catches {result['recall']:.1%} of "
+          f"{result['positives']} labelled children (target {args.target_recall:.0%}) and sends "
+          f"{result['review_share']:.1%} of {result['photos']} photos to review")
     return 0
 
 
@@ -193,7 +222,7 @@ def _moderate(args: argparse.Namespace) -> int:
     return 0
 
 
-STAGES = {"filter": _filter, "moderate": _moderate, "ingest": _ingest, "relevance": _relevance, "status": _status, "download": _download, "embed": _embed,
+STAGES = {"filter": _filter, "calibrate-minors": _calibrate_minors, "moderate": _moderate, "ingest": _ingest, "relevance": _relevance, "status": _status, "download": _download, "embed": _embed,
           "fit-bridge": _fit_bridge, "evaluate-retrieval": _evaluate, "search": _search}
 
 

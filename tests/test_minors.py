@@ -198,3 +198,34 @@ def test_rule_decision_of_a_single_caption_set() -> None:
     assert minors_filter.decide_from_captions(["a#0"], ["a cat on a mat"])[0] == "cleared"
     assert minors_filter.decide_from_captions(["a#0", "a#1"], ["a woman", "a girl"])[0] == "pending_review"
     assert minors_filter.decide_from_captions(["a#0", "a#1"], ["a girl", "a small boy"])[0] == "excluded"
+
+
+def test_clip_check_mechanics_on_a_random_model(db: Database, photos: Path) -> None:
+    """No CLIP weights here: a random ViT-S-32 proves the path runs; its scores mean nothing."""
+    from pipeline.encoders import load_encoder
+    from pipeline.minors.clip_check import ClipChildCheck, calibrate, calibrate_on_labels, stored_check
+
+    encoder = load_encoder("openclip", model="ViT-S-32", pretrained=None, image_size=64)
+    labels = {f"c/{i}": i in (2, 6) for i in range(1, 7)}
+    calibration = calibrate_on_labels(db, encoder, labels, target_recall=1.0, quiet=True)
+    assert calibration["recall"] == 1.0 and calibration["positives"] == 2
+    check = stored_check(db, encoder)
+    assert check.threshold == calibration["threshold"]
+    run_filter(db, detector=None, clip=check, quiet=True)
+    reasons = {image_id: json.loads(r) for image_id, r in db.fetch_all(
+        "SELECT image_id, reasons FROM minors_decisions WHERE image_id IN ('c/5', 'c/6')")}
+    assert reasons["c/6"]["rule"] == "no-captions-clip-child-score"  # labelled positive, recall 1.0: caught
+    assert reasons["c/5"]["rule"] in ("no-captions-clip-child-score", "no-captions-clip-no-child")
+    assert 0.0 <= reasons["c/5"]["score"] <= 1.0
+    scores = ClipChildCheck(encoder, 0.5).scores(np.eye(encoder.dim, dtype=np.float32)[:3])
+    assert scores.shape == (3,) and np.all((scores >= 0) & (scores <= 1))
+    assert calibrate(np.array([0.1, 0.9, 0.4, 0.7]), np.array([False, True, True, True]), 2 / 3) == 0.7
+    assert calibrate(np.array([0.1, 0.9, 0.4, 0.7]), np.array([False, True, True, True]), 1.0) == 0.4
+
+
+def test_clip_check_needs_a_calibration(db: Database, photos: Path) -> None:
+    from pipeline.encoders import load_encoder
+    from pipeline.minors.clip_check import stored_check
+
+    with pytest.raises(ValueError, match="calibrate-minors"):
+        stored_check(db, load_encoder("openclip", model="ViT-S-32", pretrained=None, image_size=64))
