@@ -57,19 +57,22 @@ def unreadable_photo_counts(db: Database) -> dict[str, int]:
     return {status: int(n) for status, n in rows}
 
 
-def cached_features(db: Database, feature_id: str, image_ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
-    """Cached features of the given photos (current bytes only), in the order found."""
+def _vectors_for(db: Database, key: str, keys: Sequence[str], sql: str, params: list) -> tuple[list[str], np.ndarray]:
+    """Run ``sql``, which joins the table ``wanted(<key>)`` of ``keys`` and selects (key, vector)."""
     with db.cursor() as cur:
-        cur.register("wanted", pa.table({"image_id": pa.array(list(image_ids), pa.string())}))
-        table = cur.sql(
-            """
-            SELECT f.image_id, f.features FROM image_features f
-            JOIN wanted USING (image_id) JOIN images i ON i.id = f.image_id AND i.sha256 = f.sha256
-            WHERE f.feature_id = ? ORDER BY f.image_id
-            """,
-            params=[feature_id],
-        ).to_arrow_table()
-    return table.column("image_id").to_pylist(), arrow_to_vectors(table.column("features"))
+        cur.register("wanted", pa.table({key: pa.array(list(keys), pa.string())}))
+        table = cur.sql(sql, params=params).to_arrow_table()
+    return table.column(0).to_pylist(), arrow_to_vectors(table.column(1))
+
+
+def cached_features(db: Database, feature_id: str, image_ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """Cached features of the given photos (current bytes only), in id order."""
+    return _vectors_for(
+        db, "image_id", image_ids,
+        "SELECT f.image_id, f.features FROM image_features f JOIN wanted USING (image_id) "
+        "JOIN images i ON i.id = f.image_id AND i.sha256 = f.sha256 WHERE f.feature_id = ? ORDER BY f.image_id",
+        [feature_id],
+    )
 
 
 def save_photo_vectors(
@@ -112,15 +115,11 @@ def embedded_count(db: Database, encoder_id: str) -> int:
 
 # ------------------------------------------------------------------------------------------------------ texts
 def cached_texts(db: Database, encoder_id: str, shas: Sequence[str]) -> dict[str, np.ndarray]:
-    with db.cursor() as cur:
-        cur.register("wanted", pa.table({"text_sha256": pa.array(list(shas), pa.string())}))
-        table = cur.sql(
-            "SELECT t.text_sha256, t.vector FROM text_embeddings t JOIN wanted USING (text_sha256) "
-            "WHERE t.encoder_id = ?",
-            params=[encoder_id],
-        ).to_arrow_table()
-    vectors = arrow_to_vectors(table.column("vector"))
-    return dict(zip(table.column("text_sha256").to_pylist(), vectors))
+    return dict(zip(*_vectors_for(
+        db, "text_sha256", shas,
+        "SELECT t.text_sha256, t.vector FROM text_embeddings t JOIN wanted USING (text_sha256) WHERE t.encoder_id = ?",
+        [encoder_id],
+    )))
 
 
 def save_texts(cur: duckdb.DuckDBPyConnection, encoder_id: str, shas: Sequence[str], texts: Sequence[str],
@@ -248,11 +247,9 @@ def visible_subset(db: Database, image_ids: Sequence[str]) -> set[str]:
 
 def vectors_of(db: Database, encoder_id: str, image_ids: Sequence[str]) -> dict[str, np.ndarray]:
     """Current vectors (matching the photo's bytes) of these photos, whatever the minors filter decided."""
-    with db.cursor() as cur:
-        cur.register("wanted", pa.table({"image_id": pa.array(list(image_ids), pa.string())}))
-        table = cur.sql(
-            "SELECT e.image_id, e.vector FROM embeddings e JOIN wanted USING (image_id) "
-            "JOIN images i ON i.id = e.image_id AND i.sha256 = e.sha256 WHERE e.encoder_id = ?",
-            params=[encoder_id],
-        ).to_arrow_table()
-    return dict(zip(table.column("image_id").to_pylist(), arrow_to_vectors(table.column("vector"))))
+    return dict(zip(*_vectors_for(
+        db, "image_id", image_ids,
+        "SELECT e.image_id, e.vector FROM embeddings e JOIN wanted USING (image_id) "
+        "JOIN images i ON i.id = e.image_id AND i.sha256 = e.sha256 WHERE e.encoder_id = ?",
+        [encoder_id],
+    )))
