@@ -13,11 +13,11 @@ from db.database import Database, DatabaseError
 from pipeline import bridge, download, embed, encoders, evaluate_retrieval, relevance, search
 from pipeline.encoders.base import WeightsUnavailable
 from pipeline.encoders.offline import Bridge as OfflineBridge
-from pipeline.minors import filter as minors_filter
-from pipeline.minors import clip_check, moderation
-from pipeline.minors.detector import PeopleDetector
 from pipeline.ingest import IngestError, ingest_dataset
 from pipeline.layouts import DataNotFound, discover, resolve_data_dir
+from pipeline.minors import clip_check, moderation
+from pipeline.minors import filter as minors_filter
+from pipeline.minors.detector import PeopleDetector
 from pipeline.report import ingest_summary
 
 DEFAULT_DB = "studio.duckdb"
@@ -222,7 +222,8 @@ def _moderate(args: argparse.Namespace) -> int:
     return 0
 
 
-STAGES = {"filter": _filter, "calibrate-minors": _calibrate_minors, "moderate": _moderate, "ingest": _ingest, "relevance": _relevance, "status": _status, "download": _download, "embed": _embed,
+STAGES = {"ingest": _ingest, "relevance": _relevance, "status": _status, "download": _download,
+          "filter": _filter, "calibrate-minors": _calibrate_minors, "moderate": _moderate, "embed": _embed,
           "fit-bridge": _fit_bridge, "evaluate-retrieval": _evaluate, "search": _search}
 
 
