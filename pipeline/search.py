@@ -8,6 +8,7 @@ it when vectors change.
 
 from __future__ import annotations
 
+import threading
 import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -68,34 +69,41 @@ def clean_query(text: str | None) -> tuple[str, list[str]]:
 
 
 class Searcher:
-    """Top-K search for one encoder over the visible photos that have its vectors."""
+    """Top-K search for one encoder over the visible photos that have its vectors.
+
+    Safe to share between threads (Streamlit sessions): building the index and the text cache are guarded by a
+    lock; ranking itself only reads the index."""
 
     def __init__(self, db: Database, encoder: Encoder) -> None:
         self.db, self.encoder = db, encoder
         self._index: VectorIndex | None = None
         self._texts: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
 
     @property
     def index(self) -> VectorIndex:
         """Built on first use, so a blocked or malformed query never waits for (or needs) an index."""
-        if self._index is None:
-            rows = store.visible_vector_count(self.db, self.encoder.id)
-            if not rows:
-                raise NoVectors(f"No visible photo vectors for encoder {self.encoder.id} yet: run "
-                                "`python -m pipeline filter` and `python -m pipeline embed` "
-                                "(after `python -m pipeline ingest`).")
-            self._index = VectorIndex.build(store.visible_vector_chunks(self.db, self.encoder.id), rows=rows)
-        return self._index
+        with self._lock:
+            if self._index is None:
+                rows = store.visible_vector_count(self.db, self.encoder.id)
+                if not rows:
+                    raise NoVectors(f"No visible photo vectors for encoder {self.encoder.id} yet: run "
+                                    "`python -m pipeline filter` and `python -m pipeline embed` "
+                                    "(after `python -m pipeline ingest`).")
+                self._index = VectorIndex.build(store.visible_vector_chunks(self.db, self.encoder.id), rows=rows)
+            return self._index
 
     def query_vector(self, text: str) -> np.ndarray:
         """Text vector through a small in-process LRU cache (repeated queries and paging cost nothing)."""
-        if text in self._texts:
-            self._texts.move_to_end(text)
-            return self._texts[text]
+        with self._lock:
+            if text in self._texts:
+                self._texts.move_to_end(text)
+                return self._texts[text]
         vector = self.encoder.encode_texts([text])[0]
-        self._texts[text] = vector
-        if len(self._texts) > TEXT_CACHE_SIZE:
-            self._texts.popitem(last=False)
+        with self._lock:
+            self._texts[text] = vector
+            if len(self._texts) > TEXT_CACHE_SIZE:
+                self._texts.popitem(last=False)
         return vector
 
     def search(self, text: str | None, *, k: int = 10, offset: int = 0, min_score: float | None = None,

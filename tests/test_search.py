@@ -89,3 +89,25 @@ def test_bad_paging_arguments(searcher: Searcher) -> None:
 def test_no_vectors_names_the_command(db: Database) -> None:
     with pytest.raises(NoVectors, match="python -m pipeline embed"):
         Searcher(db, ColourEncoder()).search("red")
+
+
+def test_one_searcher_serves_many_threads(searcher: Searcher) -> None:
+    """As the dashboard shares one Searcher (st.cache_resource) between sessions."""
+    import threading
+
+    results, errors = [], []
+
+    def ask(query: str) -> None:
+        try:
+            for _ in range(20):
+                results.append((query, [h.image_id for h in searcher.search(query, k=3).hits]))
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ask, args=(q,)) for q in ("red", "green", "blue", "red car") * 2]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(results) == 160
+    assert {tuple(ids) for query, ids in results if query == "red"} == {("c/1", "c/2", "c/5")}
