@@ -23,7 +23,9 @@ def photos_to_decide(db: Database) -> pd.DataFrame:
                d.root || '/' || i.path AS path,
                coalesce(list(c.id ORDER BY c.id) FILTER (c.id IS NOT NULL), []) AS caption_ids,
                coalesce(list(c.text ORDER BY c.id) FILTER (c.id IS NOT NULL), []) AS caption_texts,
-               coalesce(any_value(m.decided_by) = 'moderator', false) AS moderated
+               coalesce(any_value(m.decided_by) = 'moderator', false) AS moderated,
+               coalesce(any_value(m.decided_by) = 'moderator'
+                        AND any_value(m.sha256) IS DISTINCT FROM i.sha256, false) AS moderated_other_bytes
         FROM images i JOIN datasets d ON d.id = i.dataset
         LEFT JOIN captions c ON c.image_id = i.id
         LEFT JOIN minors_decisions m ON m.image_id = i.id
@@ -33,23 +35,20 @@ def photos_to_decide(db: Database) -> pd.DataFrame:
     )
 
 
-def replace_rule_decisions(cur: duckdb.DuckDBPyConnection, rows: list[tuple[str, str, dict]], version: str) -> None:
-    """Write rule decisions; rows a moderator decided are never touched."""
+def replace_rule_decisions(cur: duckdb.DuckDBPyConnection, rows: list[tuple[str, str, str | None, dict]],
+                           version: str) -> None:
+    """Write rule decisions (image_id, status, sha256, reasons). A moderator's decision is kept as long as the
+    photo's bytes are the ones the moderator saw; ``rows`` holds rule decisions for every other photo."""
     now = datetime.now()
     table = pa.table({
-        "image_id": [r[0] for r in rows], "status": [r[1] for r in rows],
-        "reasons": [json.dumps(r[2]) for r in rows],
+        "image_id": pa.array([r[0] for r in rows], pa.string()), "status": pa.array([r[1] for r in rows], pa.string()),
+        "sha256": pa.array([r[2] for r in rows], pa.string()),
+        "reasons": pa.array([json.dumps(r[3]) for r in rows], pa.string()),
     })
     cur.register("decided", table)
-    cur.execute("DELETE FROM minors_decisions WHERE decided_by = 'rule'")
-    cur.execute(
-        """
-        INSERT INTO minors_decisions
-        SELECT image_id, status, reasons::JSON, ?, 'rule', NULL, ? FROM decided
-        WHERE image_id NOT IN (SELECT image_id FROM minors_decisions WHERE decided_by = 'moderator')
-        """,
-        [version, now],
-    )
+    cur.execute("DELETE FROM minors_decisions WHERE decided_by = 'rule' OR image_id IN (SELECT image_id FROM decided)")
+    cur.execute("INSERT INTO minors_decisions SELECT image_id, sha256, status, reasons::JSON, ?, 'rule', NULL, ? "
+                "FROM decided", [version, now])
     cur.unregister("decided")
 
 
@@ -87,9 +86,9 @@ def moderate(cur: duckdb.DuckDBPyConnection, image_ids: Sequence[str], new_statu
     cur.execute(
         """
         INSERT OR REPLACE INTO minors_decisions
-        SELECT c.image_id, ?, json_object('moderator_reason', ?, 'previous', m.reasons),
+        SELECT c.image_id, i.sha256, ?, json_object('moderator_reason', ?, 'previous', m.reasons),
                coalesce(m.rule_set_version, 'none'), 'moderator', ?, ?
-        FROM chosen c LEFT JOIN minors_decisions m USING (image_id)
+        FROM chosen c JOIN images i ON i.id = c.image_id LEFT JOIN minors_decisions m USING (image_id)
         """,
         [new_status, reason, moderator, now],
     )

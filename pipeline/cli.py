@@ -198,7 +198,8 @@ def _filter(args: argparse.Namespace) -> int:
         report = minors_filter.run_filter(db, detector=detector, clip=clip, quiet=args.quiet)
     statuses = ", ".join(f"{n:,} {status}" for status, n in sorted(report.statuses.items()))
     rules = ", ".join(f"{rule} {n:,}" for rule, n in report.rules.most_common())
-    print(f"filter {report.version}: {statuses}; {report.moderated_kept:,} moderator decisions kept\n  rules: {rules}")
+    print(f"filter {report.version}: {statuses}; {report.moderated_kept:,} moderator decisions kept, "
+          f"{report.moderated_superseded:,} decided again (photo replaced since)\n  rules: {rules}")
     return 0
 
 

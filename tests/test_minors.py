@@ -229,3 +229,16 @@ def test_clip_check_needs_a_calibration(db: Database, photos: Path) -> None:
 
     with pytest.raises(ValueError, match="calibrate-minors"):
         stored_check(db, load_encoder("openclip", model="ViT-S-32", pretrained=None, image_size=64))
+
+
+def test_a_replaced_photo_loses_its_moderator_clearance(db: Database, photos: Path) -> None:
+    run_filter(db, detector=FixedDetector(), quiet=True)
+    moderation.decide(db, ["c/6"], "cleared", moderator="mia", reason="adults only")
+    assert "c/6" in {r[0] for r in db.fetch_all("SELECT id FROM visible_images")}
+    (photos / "images/val2017/000000000006.png").write_bytes(solid((1, 2, 3)))  # different photo, same name
+    ingest(db, photos)
+    assert "c/6" not in {r[0] for r in db.fetch_all("SELECT id FROM visible_images")}  # hidden at once
+    report = run_filter(db, detector=FixedDetector(), quiet=True)
+    assert (report.moderated_kept, report.moderated_superseded) == (0, 1)
+    assert db.fetch_all("SELECT status, decided_by FROM minors_decisions WHERE image_id = 'c/6'") == [
+        ("pending_review", "rule")]

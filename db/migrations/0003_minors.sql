@@ -2,6 +2,7 @@
 
 CREATE TABLE minors_decisions (
     image_id         VARCHAR PRIMARY KEY,
+    sha256           VARCHAR,                  -- the photo bytes decided on: new bytes, new decision
     status           VARCHAR NOT NULL CHECK (status IN ('excluded', 'cleared', 'pending_review')),
     reasons          JSON NOT NULL,            -- matched words with caption and span, detector counts, rule
     rule_set_version VARCHAR NOT NULL,
@@ -29,8 +30,8 @@ CREATE TABLE blocked_queries (
     rule_set_version VARCHAR NOT NULL
 );
 
--- Fail closed: a photo is visible only once the filter (or a moderator) has cleared it; a photo with no
--- decision yet, pending review, or excluded is not.
+-- Fail closed: a photo is visible only once the filter (or a moderator) has cleared these very bytes; a
+-- photo with no decision yet, pending review, excluded, or replaced since its decision is not.
 CREATE OR REPLACE VIEW visible_images AS
-SELECT i.* FROM images i JOIN minors_decisions m ON m.image_id = i.id
+SELECT i.* FROM images i JOIN minors_decisions m ON m.image_id = i.id AND m.sha256 IS NOT DISTINCT FROM i.sha256
 WHERE i.status = 'ok' AND m.status = 'cleared';

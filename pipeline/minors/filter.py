@@ -11,8 +11,9 @@ Per photo, fail-closed:
    nobody be ``cleared``. It is off by default: on COCO-mini it cleared 16 of 80 uncaptioned photos, 4 of
    which show people (none labelled a child, 2 labelled unsure), which fails a fail-closed legal filter.
 
-Re-running never overwrites a moderator's decision; rule decisions are always re-evaluated under the current
-rule-set version (lexicon.RULE_SET_VERSION plus the detector id).
+Re-running never overwrites a moderator's decision about the photo's current bytes; rule decisions are always
+re-evaluated under the current rule-set version (lexicon.RULE_SET_VERSION plus the image-side check). A photo
+whose bytes changed since a moderator decided it is decided again by the rules (fail closed).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class FilterReport:
     statuses: Counter = field(default_factory=Counter)
     rules: Counter = field(default_factory=Counter)
     moderated_kept: int = 0
+    moderated_superseded: int = 0
 
 
 def decide_from_captions(caption_ids: list[str], texts: list[str]) -> tuple[str, dict]:
@@ -61,8 +63,10 @@ def run_filter(db: Database, *, detector: PeopleDetector | None, clip: ClipChild
     image_check = clip.id if clip else detector.id if detector else "no-image-check"
     report = FilterReport(f"{lexicon.RULE_SET_VERSION}+{image_check}")
     photos = store.photos_to_decide(db)
-    report.moderated_kept = int(photos["moderated"].sum())
-    photos = photos[~photos["moderated"]]
+    current = photos["moderated"] & ~photos["moderated_other_bytes"]
+    report.moderated_kept = int(current.sum())
+    report.moderated_superseded = int(photos["moderated_other_bytes"].sum())  # photo replaced since: decide again
+    photos = photos[~current]
     uncaptioned = photos[photos["caption_ids"].map(len) == 0]
     readable = uncaptioned[uncaptioned["file_status"] == "ok"]
     clip_scores = _clip_scores(db, clip, readable["image_id"].tolist(), quiet) if clip else {}
@@ -85,7 +89,7 @@ def run_filter(db: Database, *, detector: PeopleDetector | None, clip: ClipChild
             status = PENDING
             reasons = {"rule": "no-captions-fail-closed",
                        "why": "no caption and no image-side check (no detector, or the photo is not readable)"}
-        rows.append((photo.image_id, status, reasons))
+        rows.append((photo.image_id, status, photo.sha256, reasons))
         report.statuses[status] += 1
         report.rules[reasons["rule"]] += 1
     with db.write() as cur:
