@@ -89,7 +89,8 @@ def run_filter(db: Database, *, detector: PeopleDetector | None, clip: ClipChild
             status = PENDING
             reasons = {"rule": "no-captions-fail-closed",
                        "why": "no caption and no image-side check (no detector, or the photo is not readable)"}
-        rows.append((photo.image_id, status, photo.sha256, reasons))
+        sha = photo.sha256 if isinstance(photo.sha256, str) else None  # missing photos: no bytes (NaN in pandas)
+        rows.append((photo.image_id, status, sha, reasons))
         report.statuses[status] += 1
         report.rules[reasons["rule"]] += 1
     with db.write() as cur:
