@@ -122,15 +122,15 @@ def _encode_photos(db: Database, encoder: Encoder, rows: pd.DataFrame, batch_siz
         progress.update(len(indexes) + len(failures))
 
 
-def text_vectors(db: Database, encoder: Encoder, texts: Sequence[str], *, remember: bool = True) -> np.ndarray:
-    """Vectors of ``texts`` through the `text_embeddings` cache (new ones are stored when ``remember``)."""
+def text_vectors(db: Database, encoder: Encoder, texts: Sequence[str]) -> np.ndarray:
+    """Vectors of ``texts`` through the `text_embeddings` cache (new ones are stored unless read-only)."""
     shas = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
     known = store.cached_texts(db, encoder.text_id, sorted(set(shas)))
     missing = sorted({(s, t) for s, t in zip(shas, texts) if s not in known})
     if missing:
         fresh = encoder.encode_texts([t for _, t in missing])
         known.update(zip([s for s, _ in missing], fresh))
-        if remember and not db.read_only:
+        if not db.read_only:
             with db.write() as cur:
                 store.save_texts(cur, encoder.text_id, [s for s, _ in missing], [t for _, t in missing], fresh)
     return np.stack([known[s] for s in shas]) if texts else np.zeros((0, encoder.dim), np.float32)

@@ -68,11 +68,10 @@ class Bridge:
         return f"fit-{digest}"
 
     def apply(self, logits: np.ndarray, class_embeddings: np.ndarray) -> np.ndarray:
-        scores = torch.from_numpy(np.asarray(logits, np.float32)) / self.temperature + torch.from_numpy(self.class_bias)
-        probs = torch.softmax(scores, dim=1)
-        kth = torch.topk(probs, min(self.top_k, probs.shape[1]), dim=1).values[:, -1:]
-        probs = torch.where(probs >= kth, probs, torch.zeros_like(probs)).numpy()
-        vectors = l2_normalise(probs @ class_embeddings)
+        with torch.no_grad():
+            vectors = _class_mixture(torch.from_numpy(np.asarray(logits, np.float32)),
+                                     torch.from_numpy(self.class_bias), self.temperature, self.top_k,
+                                     torch.from_numpy(np.asarray(class_embeddings, np.float32))).numpy()
         center = class_embeddings.mean(0) if self.center is None else self.center
         return l2_normalise(vectors - center)
 
@@ -90,6 +89,16 @@ class Bridge:
         center = None if data["center"] is None else np.asarray(data["center"], np.float32)
         return cls(data["temperature"], data["top_k"], np.asarray(data["class_bias"], np.float32), center,
                    data["fitted_on"])
+
+
+def _class_mixture(logits: torch.Tensor, bias: torch.Tensor, temperature: float, top_k: int,
+                   classes: torch.Tensor) -> torch.Tensor:
+    """Uncentred, normalised photo vectors: class-name embeddings weighted by the top-k class probabilities.
+    One definition for applying a bridge and for fitting one (differentiable in ``bias``)."""
+    probs = torch.softmax(logits / temperature + bias, dim=1)
+    kth = torch.topk(probs, min(top_k, probs.shape[1]), dim=1).values[:, -1:]
+    probs = torch.where(probs >= kth, probs, torch.zeros_like(probs))
+    return torch.nn.functional.normalize(probs @ classes, dim=-1)
 
 
 def fit_bridge(
@@ -123,10 +132,7 @@ def fit_bridge(
     optimiser = torch.optim.Adam([bias], lr=learning_rate)
 
     def uncentred() -> torch.Tensor:
-        probs = torch.softmax(logit_t / base.temperature + bias, dim=1)
-        kth = torch.topk(probs, min(base.top_k, probs.shape[1]), dim=1).values[:, -1:]
-        probs = torch.where(probs >= kth, probs, torch.zeros_like(probs))
-        return torch.nn.functional.normalize(probs @ classes, dim=-1)
+        return _class_mixture(logit_t, bias, base.temperature, base.top_k, classes)
 
     for _ in range(steps):
         vectors = uncentred()

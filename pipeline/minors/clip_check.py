@@ -16,6 +16,7 @@ import numpy as np
 from db import embeddings as vectors_store
 from db import settings as settings_store
 from db.database import Database
+from pipeline.embed import embed
 from pipeline.encoders.base import Encoder
 
 CHILD_PROMPTS = ("a photo of a child", "a photo of a baby", "a photo of a toddler", "a photo of a little girl",
@@ -65,8 +66,6 @@ def stored_check(db: Database, encoder: Encoder) -> ClipChildCheck:
 def calibrate_on_labels(db: Database, encoder: Encoder, shows_child: dict[str, bool], target_recall: float,
                         *, quiet: bool = False) -> dict:
     """Score the labelled photos, pick the threshold for ``target_recall``, store it for ``encoder``."""
-    from pipeline.embed import embed
-
     embed(db, encoder, quiet=quiet)
     vectors = vectors_store.vectors_of(db, encoder.id, list(shows_child))
     ids = sorted(vectors)
