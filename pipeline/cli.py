@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+import time
 import traceback
 from pathlib import Path
 
 from db import reads
 from db.database import Database, DatabaseError
-from pipeline import bridge, download, embed, encoders, evaluate_retrieval, relevance, search
+from db import models as model_store
+from pipeline import (bridge, download, embed, encoders, evaluate_retrieval, features, models, relevance, rerank,
+                      search, targets, train)
 from pipeline.encoders.base import WeightsUnavailable
 from pipeline.encoders.offline import Bridge as OfflineBridge
 from pipeline.ingest import IngestError, ingest_dataset
@@ -18,6 +21,7 @@ from pipeline.layouts import DataNotFound, discover, resolve_data_dir
 from pipeline.minors import clip_check, moderation
 from pipeline.minors import filter as minors_filter
 from pipeline.minors.detector import PeopleDetector
+from pipeline import report
 from pipeline.report import ingest_summary
 
 DEFAULT_DB = "studio.duckdb"
@@ -59,6 +63,26 @@ def _parser() -> argparse.ArgumentParser:
     find.add_argument("query")
     find.add_argument("-k", type=int, default=10)
     find.add_argument("--user", help="who is searching (recorded when a query is blocked)")
+    find.add_argument("--rerank", action="store_true", help="re-order the top 100 with the chosen re-ranker")
+    tr = stages.add_parser("train", parents=[common], help="cross-validate and register relevance models")
+    tr.add_argument("--models", default=",".join(models.MODEL_NAMES),
+                    help=f"comma-separated (default: all): {', '.join(models.MODEL_NAMES)}")
+    tr.add_argument("--targets", default="expert,category-pairs",
+                    help=f"comma-separated targets (default: expert,category-pairs): {', '.join(targets.KINDS)}")
+    tr.add_argument("--dataset", help="dataset of the target (default: the first that has its data)")
+    tr.add_argument("--feature-sets", help=f"comma-separated (default: all the data allows): "
+                                           f"{', '.join(features.FEATURE_SETS)}")
+    tr.add_argument("--folds", type=int, default=5)
+    tr.add_argument("--include-feedback", action="store_true", help="reviewers' labels join the training pairs")
+    tr.add_argument("--artifacts", help="folder for model files (default: models/ beside the database)")
+    tr.add_argument("--threads", type=int, default=2, help="threads for the random forest (default 2)")
+    stages.add_parser("models", parents=[common], help="registered model runs and their metrics")
+    use = stages.add_parser("use-reranker", parents=[common], help="choose the run that re-ranks search results")
+    use.add_argument("run_id", help="a model run id, or 'none' to switch re-ranking off")
+    use.add_argument("--by", required=True, help="who chooses (recorded)")
+    er = stages.add_parser("evaluate-rerank", parents=[common],
+                           help="COCO Recall@1 with and without re-ranking by a run's model (refitted per fold)")
+    er.add_argument("run_id", nargs="?", help="a category-pairs run (default: the chosen re-ranker)")
     clip = argparse.ArgumentParser(add_help=False)
     clip.add_argument("--clip-model", default=None, help="open_clip model for the image-side check (ViT-B-32)")
     clip.add_argument("--clip-pretrained", help="open_clip weights (tag or checkpoint path); enables the CLIP check")
@@ -175,7 +199,13 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _search(args: argparse.Namespace) -> int:
     with Database(args.db) as db:  # read-write: a blocked query is logged
-        result = search.Searcher(db, _encoder(args, db)).search(args.query, k=args.k, user=args.user)
+        encoder = _encoder(args, db)
+        run_id = model_store.reranker(db) if args.rerank else None
+        if args.rerank and not run_id:
+            raise ValueError("--rerank: no re-ranker chosen; run `python -m pipeline use-reranker RUN_ID --by NAME`")
+        reranker = rerank.Reranker(db, run_id, encoder) if run_id else None
+        result = search.Searcher(db, encoder, reranker).search(args.query, k=args.k, user=args.user,
+                                                               rerank=args.rerank)
     if result.legal_notice:
         print(result.legal_notice)
         return 3
@@ -223,9 +253,78 @@ def _moderate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_encoder(db: Database):
+    """Relevance models use the offline encoder's zero-shot photo vectors: the fitted bridge learned from
+    COCO captions, which would leak the category-pairs target's captions into the photo features."""
+    return bridge.current_offline_encoder(db).with_bridge(OfflineBridge())
+
+
+def _split(text: str | None) -> list[str] | None:
+    return [part.strip() for part in text.split(",") if part.strip()] if text else None
+
+
+def _train(args: argparse.Namespace) -> int:
+    model_names, kinds = _split(args.models), _split(args.targets)
+    models.check_names(model_names)
+    unknown = [kind for kind in kinds if kind not in targets.KINDS]
+    if unknown:
+        raise ValueError(f"unknown target(s) {', '.join(unknown)}; choose from: {', '.join(targets.KINDS)}")
+    sets = _split(args.feature_sets)
+    for name in sets or []:
+        features.feature_set(name)
+    started = time.perf_counter()
+    with Database(args.db) as db:
+        encoder = _train_encoder(db)
+        embed.embed(db, encoder, quiet=args.quiet)
+        prepared = [train.prepare(db, encoder, target=kind, dataset=args.dataset, feature_set_names=sets,
+                                  folds=args.folds, include_feedback=args.include_feedback) for kind in kinds]
+        for one in prepared:
+            summaries = train.train(db, encoder, one, model_names, threads=args.threads, quiet=args.quiet,
+                                    artifacts=Path(args.artifacts) if args.artifacts else None)
+            print(report.model_table(summaries))
+    print(f"train: all models trained in {time.perf_counter() - started:.1f}s")
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    with Database(args.db, read_only=True) as db:
+        runs = model_store.runs(db)
+        chosen = model_store.reranker(db)
+    if runs.empty:
+        print("no model runs yet; run `python -m pipeline train`")
+        return 1
+    print(report.runs_table(runs, chosen))
+    return 0
+
+
+def _use_reranker(args: argparse.Namespace) -> int:
+    run_id = None if args.run_id.lower() == "none" else args.run_id
+    with Database(args.db) as db:
+        if run_id:
+            rerank.Reranker(db, run_id, bridge.current_offline_encoder(db))  # refuses unusable runs
+        with db.write() as cur:
+            model_store.set_reranker(cur, run_id, args.by)
+    print(f"use-reranker: {run_id or 'off'} (chosen by {args.by})")
+    return 0
+
+
+def _evaluate_rerank(args: argparse.Namespace) -> int:
+    with Database(args.db) as db:
+        run_id = args.run_id or model_store.reranker(db)
+        if not run_id:
+            raise ValueError("evaluate-rerank: name a run, or choose one with `python -m pipeline use-reranker`")
+        result = rerank.evaluate(db, _train_encoder(db), run_id)
+    print(f"evaluate-rerank {run_id}: {result.queries:,} captions, mean gallery {result.mean_gallery:.1f} photos "
+          f"(held-out fold)")
+    for name in ("recall@1", "recall@5", "mrr"):
+        print(f"  {name:<9} encoder {result.before[name]:.3f} -> re-ranked {result.after[name]:.3f}")
+    return 0
+
+
 STAGES = {"ingest": _ingest, "relevance": _relevance, "status": _status, "download": _download,
           "filter": _filter, "calibrate-minors": _calibrate_minors, "moderate": _moderate, "embed": _embed,
-          "fit-bridge": _fit_bridge, "evaluate-retrieval": _evaluate, "search": _search}
+          "fit-bridge": _fit_bridge, "evaluate-retrieval": _evaluate, "search": _search,
+          "train": _train, "models": _models, "use-reranker": _use_reranker, "evaluate-rerank": _evaluate_rerank}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -236,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: the running transaction was rolled back; the database is as it was", file=sys.stderr)
         return 130
     except (DataNotFound, DatabaseError, download.DownloadError, WeightsUnavailable, search.NoVectors,
-            evaluate_retrieval.EvaluationError, moderation.ModerationError, ValueError) as exc:
+            evaluate_retrieval.EvaluationError, moderation.ModerationError, rerank.RerankError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - the CLI never ends in a bare traceback

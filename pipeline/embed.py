@@ -129,6 +129,10 @@ def text_vectors(db: Database, encoder: Encoder, texts: Sequence[str]) -> np.nda
     missing = sorted({(s, t) for s, t in zip(shas, texts) if s not in known})
     if missing:
         fresh = encoder.encode_texts([t for _, t in missing])
+        broken = ~np.isfinite(fresh).all(axis=1)
+        if broken.any():
+            raise ValueError(f"encoder {encoder.text_id} returned NaN or infinite vectors for {int(broken.sum())} "
+                             f"text(s) (first: {missing[int(np.flatnonzero(broken)[0])][1][:60]!r})")
         known.update(zip([s for s, _ in missing], fresh))
         if not db.read_only:
             with db.write() as cur:

@@ -46,7 +46,11 @@ class Evaluation:
 def caption_metrics(scores: np.ndarray, relevant: np.ndarray) -> dict[str, float]:
     """One relevant photo per query (column ``relevant[i]`` of row i). Ties count against the query."""
     own = scores[np.arange(len(relevant)), relevant]
-    rank = (scores >= own[:, None]).sum(axis=1)  # 1-based; a photo scoring the same ranks ahead
+    return rank_metrics((scores >= own[:, None]).sum(axis=1))  # 1-based; a photo scoring the same ranks ahead
+
+
+def rank_metrics(rank: np.ndarray) -> dict[str, float]:
+    """Recall@1/5/10, MRR and nDCG@10 from the 1-based rank of each query's one relevant photo."""
     return {
         "recall@1": float(np.mean(rank <= 1)),
         "recall@5": float(np.mean(rank <= 5)),

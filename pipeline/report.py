@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from pipeline.ingest import IngestResult
 
 
@@ -30,3 +32,45 @@ def ingest_summary(result: IngestResult, first_rejects: list[tuple[str, int | No
         lines.append("  first rejects per file (all of them: table `rejects`, or the dashboard):")
         lines.extend(f"    {file}{'' if line is None else f':{line}'}: {reason}" for file, line, reason in first_rejects)
     return "\n".join(lines)
+
+
+_METRIC_COLUMNS = (("r2", "R2"), ("mse", "MSE"), ("tau_c_expert_1", "tau-c e1"), ("tau_c_expert_2", "tau-c e2"),
+                   ("tau_c_expert_3", "tau-c e3"), ("tau_b_crowd", "tau-b crowd"), ("ndcg@10", "nDCG@10"),
+                   ("mrr", "MRR"))
+
+
+def _metric_cells(metrics: dict) -> list[str]:
+    cells = []
+    for key, _ in _METRIC_COLUMNS:
+        value = metrics.get(key)
+        cells.append("-" if value is None or value != value else f"{value:.3f}")  # NaN != NaN
+    return cells
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    return "\n".join("  ".join(str(cell).rjust(width) if i else str(cell).ljust(width)
+                               for i, (cell, width) in enumerate(zip(line, widths)))
+                     for line in [header, *rows])
+
+
+def _beats(value) -> str:
+    return "baseline" if value is None else ("yes" if value else "NO")
+
+
+def model_table(summaries) -> str:
+    """One line per run of a train call: out-of-fold metrics, whether it beat the constant on every fold, time."""
+    header = ["model", "features", *(label for _, label in _METRIC_COLUMNS), "beats const. every fold", "seconds"]
+    rows = [[s.model, s.feature_set, *_metric_cells(s.metrics), _beats(s.beats_baseline), f"{s.train_seconds:.1f}"]
+            for s in summaries]
+    title = summaries[0].id.rsplit("/", 3)[0] if summaries else ""
+    return f"target {title} ({summaries[0].metrics['pairs']:,} pairs)\n" + _table(header, rows) if summaries else ""
+
+
+def runs_table(runs, chosen: str | None) -> str:
+    """Registered runs, newest first; the chosen re-ranker is starred."""
+    header = ["run", "captions", *(label for _, label in _METRIC_COLUMNS), "beats const."]
+    rows = [[("* " if run.id == chosen else "  ") + run.id, "yes" if run.uses_captions else "no",
+             *_metric_cells(json.loads(run.metrics)), _beats(None if run.beats_baseline is None else bool(run.beats_baseline))]
+            for run in runs.itertuples()]
+    return _table(header, rows)

@@ -19,11 +19,13 @@ from db import embeddings as store
 from db.database import Database
 from pipeline.encoders.base import Encoder
 from pipeline.minors import query_block
+from pipeline.rerank import Reranker
 from pipeline.vector_index import VectorIndex
 
 MAX_QUERY_CHARS = 1000
 MAX_K = 1000
 TEXT_CACHE_SIZE = 1024
+RERANK_DEPTH = 100
 
 
 class QueryError(ValueError):
@@ -38,7 +40,8 @@ class NoVectors(RuntimeError):
 class Hit:
     rank: int  # 1-based, over the whole ranking (page offsets included)
     image_id: str
-    score: float
+    score: float  # what the ranking is ordered by: the re-ranker's 0..1 relevance, else the cosine
+    cosine: float  # the encoder's similarity, always
 
 
 @dataclass
@@ -74,8 +77,8 @@ class Searcher:
     Safe to share between threads (Streamlit sessions): building the index and the text cache are guarded by a
     lock; ranking itself only reads the index."""
 
-    def __init__(self, db: Database, encoder: Encoder) -> None:
-        self.db, self.encoder = db, encoder
+    def __init__(self, db: Database, encoder: Encoder, reranker: Reranker | None = None) -> None:
+        self.db, self.encoder, self.reranker = db, encoder, reranker
         self._index: VectorIndex | None = None
         self._texts: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
@@ -107,20 +110,33 @@ class Searcher:
         return vector
 
     def search(self, text: str | None, *, k: int = 10, offset: int = 0, min_score: float | None = None,
-               user: str | None = None) -> SearchResult:
-        """One page of results; ``min_score`` drops hits below a cosine cut-off. A query about children gets
-        the legal notice and no photos, and is logged with ``user``."""
+               user: str | None = None, rerank: bool = False) -> SearchResult:
+        """One page of results; ``min_score`` drops hits scoring below a cut-off. With ``rerank`` (and a
+        re-ranker) the encoder's top RERANK_DEPTH are re-ordered by the model and pages end there. A query about
+        children gets the legal notice and no photos, and is logged with ``user``."""
         if not 1 <= k <= MAX_K or offset < 0:
             raise QueryError(f"k must be 1..{MAX_K} and offset >= 0 (got k={k}, offset={offset})")
+        if rerank and self.reranker is None:
+            raise QueryError("re-ranking is off: no model is chosen (`python -m pipeline use-reranker RUN_ID`)")
         query, notices = clean_query(text)
         verdict = query_block.check(query)
         if verdict.blocked:
             query_block.log(self.db, query, verdict, user)
             return SearchResult(query, [], notices, query_block.LEGAL_NOTICE)
-        ranked = self.index.top_k(self.query_vector(query), k, offset)
+        vector = self.query_vector(query)
+        ranked = self.index.top_k(vector, RERANK_DEPTH, 0) if rerank else self.index.top_k(vector, k, offset)
         visible = store.visible_subset(self.db, [image_id for image_id, _ in ranked])
-        hits = [Hit(offset + i + 1, image_id, score) for i, (image_id, score) in enumerate(ranked)
-                if image_id in visible and (min_score is None or score >= min_score)]
         if len(visible) < len(ranked):
             notices.append("Some photos were withdrawn since the index was built; refresh the search index.")
+        ranked = [(image_id, cosine) for image_id, cosine in ranked if image_id in visible]
+        if rerank:
+            scores = self.reranker.scores(query, [image_id for image_id, _ in ranked]) if ranked else []
+            order = sorted(range(len(ranked)), key=lambda i: -scores[i])  # stable: equal scores keep cosine order
+            scored = [(ranked[i][0], float(scores[i]), ranked[i][1]) for i in order][offset : offset + k]
+            if offset + k > RERANK_DEPTH:
+                notices.append(f"Re-ranking covers the first {RERANK_DEPTH} results; switch it off to page further.")
+        else:
+            scored = [(image_id, cosine, cosine) for image_id, cosine in ranked]
+        hits = [Hit(offset + i + 1, image_id, score, cosine) for i, (image_id, score, cosine) in enumerate(scored)
+                if min_score is None or score >= min_score]
         return SearchResult(query, hits, notices)

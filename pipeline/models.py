@@ -1,0 +1,124 @@
+"""The model zoo: every relevance model is a scikit-learn estimator built by name, with its own search space.
+
+Hyper-parameters are chosen by scikit-learn's searchers (GridSearchCV for small grids, RandomizedSearchCV for the
+tree ensembles) on inner folds that are themselves grouped by image, so the inner search never sees a photo on
+both sides either. Predictions are clipped to the 0..1 range of the target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import loguniform, randint
+from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.dummy import DummyRegressor
+from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import Ridge
+from sklearn.model_selection import GridSearchCV, GroupKFold, RandomizedSearchCV
+from sklearn.neural_network import MLPRegressor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+CONSTANT = "constant"
+ZERO_SHOT = "zero-shot"
+MODEL_NAMES = (CONSTANT, ZERO_SHOT, "ridge", "random-forest", "hist-gradient-boosting", "mlp")
+INNER_FOLDS = 3
+SEARCH_ITERATIONS = 4
+SEED = 0
+
+
+class ModelError(ValueError):
+    """A model name or setting that cannot be trained; raised before any work starts."""
+
+
+class CalibratedScore(RegressorMixin, BaseEstimator):
+    """The encoder's zero-shot score (one feature column) mapped monotonically to 0..1 relevance (isotonic)."""
+
+    def __init__(self, column: str = "cosine") -> None:
+        self.column = column
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> CalibratedScore:
+        self.isotonic_ = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(X[self.column], y)
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return self.isotonic_.predict(X[self.column])
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How to build one model: the estimator, its search space, and which searcher explores it."""
+
+    estimator: BaseEstimator
+    space: dict
+    randomized: bool = False
+
+
+def _spec(name: str, zero_shot_score: str, threads: int) -> Spec:
+    if name == CONSTANT:
+        return Spec(DummyRegressor(strategy="mean"), {})
+    if name == ZERO_SHOT:
+        return Spec(CalibratedScore(zero_shot_score), {})
+    if name == "ridge":
+        return Spec(make_pipeline(StandardScaler(), Ridge()), {"ridge__alpha": [0.1, 1.0, 10.0, 100.0, 1000.0]})
+    if name == "random-forest":
+        return Spec(
+            RandomForestRegressor(n_estimators=100, n_jobs=threads, random_state=SEED),
+            # "sqrt"/"log2" keep wide feature sets (photo and text vectors, ~1,150 columns) affordable on 2 cores.
+            {"min_samples_leaf": randint(2, 30), "max_features": ["sqrt", "log2", 0.2, 0.33], "max_depth": [None, 16]},
+            randomized=True,
+        )
+    if name == "hist-gradient-boosting":
+        return Spec(
+            HistGradientBoostingRegressor(max_iter=300, early_stopping=False, random_state=SEED),
+            {"learning_rate": loguniform(0.02, 0.1), "max_leaf_nodes": randint(8, 32),
+             "min_samples_leaf": randint(20, 80), "l2_regularization": loguniform(1e-2, 10.0)},
+            randomized=True,
+        )
+    if name == "mlp":
+        return Spec(
+            make_pipeline(StandardScaler(), MLPRegressor(hidden_layer_sizes=(64,), early_stopping=True,
+                                                         max_iter=300, random_state=SEED)),
+            {"mlpregressor__alpha": [1e-2, 1.0], "mlpregressor__hidden_layer_sizes": [(32,), (128, 32)]},
+        )
+    raise ModelError(f"unknown model {name!r}; choose from: {', '.join(MODEL_NAMES)}")
+
+
+def check_names(names: list[str]) -> None:
+    unknown = [name for name in names if name not in MODEL_NAMES]
+    if unknown:
+        raise ModelError(f"unknown model(s) {', '.join(map(repr, unknown))}; choose from: {', '.join(MODEL_NAMES)}")
+
+
+def fit(name: str, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, *, zero_shot_score: str,
+        threads: int = 2) -> tuple[BaseEstimator, dict]:
+    """Fit model ``name`` (searching its hyper-parameters on inner folds grouped by ``groups``).
+    Returns the fitted estimator and the chosen parameters."""
+    spec = _spec(name, zero_shot_score, threads)
+    if not spec.space:
+        return clone(spec.estimator).fit(X, y), {}
+    inner = GroupKFold(n_splits=min(INNER_FOLDS, len(np.unique(groups))))
+    if spec.randomized:
+        search = RandomizedSearchCV(spec.estimator, spec.space, n_iter=SEARCH_ITERATIONS, cv=inner,
+                                    scoring="neg_mean_squared_error", random_state=SEED, refit=True)
+    else:
+        search = GridSearchCV(spec.estimator, spec.space, cv=inner, scoring="neg_mean_squared_error", refit=True)
+    search.fit(X, y, groups=groups)
+    return search.best_estimator_, _plain(search.best_params_)
+
+
+def search_space(name: str) -> dict:
+    """The searched space in words, for the run's stored parameters."""
+    return {key: repr(value) if hasattr(value, "rvs") else value
+            for key, value in _spec(name, "cosine", 1).space.items()}
+
+
+def _plain(params: dict) -> dict:
+    return {key: (value.item() if isinstance(value, np.generic) else value) for key, value in params.items()}
+
+
+def predict(estimator: BaseEstimator, X: pd.DataFrame) -> np.ndarray:
+    return np.clip(np.asarray(estimator.predict(X), dtype=np.float64), 0.0, 1.0)
