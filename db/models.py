@@ -172,3 +172,10 @@ def visible_captions(db: Database) -> pd.DataFrame:
     """Captions of the photos `visible_images` lets through: all a live query may be compared against."""
     return db.fetch_df("SELECT c.image_id, c.id AS caption_id, c.text FROM captions c "
                        "JOIN visible_images v ON v.id = c.image_id ORDER BY c.image_id, c.id")
+
+
+def comparable_run_without_feedback(db: Database, target: str, feature_set: str, model: str) -> dict | None:
+    """The newest run of the same target, feature set and model trained without reviewers' labels."""
+    frame = db.fetch_df("SELECT id, metrics FROM model_runs WHERE target = ? AND feature_set = ? AND model = ? "
+                        "AND feedback_pairs = 0 ORDER BY created DESC, id DESC LIMIT 1", [target, feature_set, model])
+    return None if frame.empty else {"id": frame.at[0, "id"], "metrics": json.loads(frame.at[0, "metrics"])}

@@ -282,6 +282,8 @@ def _train(args: argparse.Namespace) -> int:
             summaries = train.train(db, encoder, one, model_names, threads=args.threads, quiet=args.quiet,
                                     artifacts=Path(args.artifacts) if args.artifacts else None)
             print(report.model_table(summaries))
+            if one.feedback_pairs:
+                print(report.feedback_effect(db, one, summaries))
     print(f"train: all models trained in {time.perf_counter() - started:.1f}s")
     return 0
 

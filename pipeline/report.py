@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
+
+from db import models as model_store
 from pipeline.ingest import IngestResult
 
 
@@ -71,6 +74,21 @@ def runs_table(runs, chosen: str | None) -> str:
     """Registered runs, newest first; the chosen re-ranker is starred."""
     header = ["run", "captions", *(label for _, label in _METRIC_COLUMNS), "beats const."]
     rows = [[("* " if run.id == chosen else "  ") + run.id, "yes" if run.uses_captions else "no",
-             *_metric_cells(json.loads(run.metrics)), _beats(None if run.beats_baseline is None else bool(run.beats_baseline))]
+             *_metric_cells(json.loads(run.metrics)), _beats(None if pd.isna(run.beats_baseline) else bool(run.beats_baseline))]
             for run in runs.itertuples()]
     return _table(header, rows)
+
+
+def feedback_effect(db, prepared, summaries) -> str:
+    """How reviewers' labels moved each run's out-of-fold figures, against the newest run without them. The
+    evaluated pairs are the same (labels only join training), so the difference is the labels' effect."""
+    lines = [f"feedback: {prepared.feedback_pairs:,} labelled pairs joined training"]
+    for s in summaries:
+        before = model_store.comparable_run_without_feedback(db, prepared.target.name, s.feature_set, s.model)
+        if before is None:
+            lines.append(f"  {s.model} / {s.feature_set}: no run without feedback to compare with")
+            continue
+        deltas = ", ".join(f"{key} {before['metrics'][key]:.3f} -> {s.metrics[key]:.3f}" for key in ("r2", "mse", "mrr")
+                           if key in before["metrics"] and before["metrics"][key] == before["metrics"][key])
+        lines.append(f"  {s.model} / {s.feature_set}: {deltas} (vs {before['id']})")
+    return "\n".join(lines)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -79,7 +80,7 @@ def train(db: Database, encoder: Encoder, prepared: Prepared, model_names: list[
     models.check_names(model_names)
     artifacts = artifacts or default_artifacts(db)
     artifacts.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+    stamp = f"{datetime.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:4]}"  # two calls in one second stay apart
     jobs = [(BASELINE_FEATURES, models.CONSTANT)] + [
         (name, model) for name in prepared.features for model in model_names if model != models.CONSTANT]
     summaries: list[RunSummary] = []

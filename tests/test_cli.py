@@ -99,3 +99,70 @@ def test_blocked_query_prints_the_legal_notice(tmp_path: Path, capsys) -> None:
     capsys.readouterr()
     assert main(["search", "kids at the beach", "--db", db, "--user", "olga"]) == 3
     assert "children under 16" in capsys.readouterr().out
+
+
+def test_train_refusals_exit_2_before_any_work(tmp_path: Path, capsys) -> None:
+    db = str(tmp_path / "s.duckdb")
+    flickr_dir(tmp_path / "mini")
+    main(["ingest", "--data", str(tmp_path / "mini"), "--db", db, "--quiet"])
+    capsys.readouterr()
+    assert main(["train", "--db", db, "--models", "ridge,xgboost", "--quiet"]) == 2
+    assert "unknown model(s) 'xgboost'" in capsys.readouterr().err
+    assert main(["train", "--db", db, "--targets", "likes", "--quiet"]) == 2
+    assert "unknown target(s) likes" in capsys.readouterr().err
+    assert main(["train", "--db", db, "--feature-sets", "pixels", "--quiet"]) == 2
+    assert "unknown feature set 'pixels'" in capsys.readouterr().err
+    assert main(["train", "--db", db, "--targets", "expert", "--quiet"]) == 2
+    assert "2 usable pairs, too few for 5 folds" in (err := capsys.readouterr().err) and "Traceback" not in err
+    assert main(["models", "--db", db]) == 1
+    assert "no model runs yet" in capsys.readouterr().out
+    assert main(["use-reranker", "nope", "--by", "olga", "--db", db]) == 2
+    assert "no model run 'nope'" in capsys.readouterr().err
+
+
+def test_train_choose_reranker_and_search_with_it(tmp_path: Path, capsys) -> None:
+    from test_train import colour_coco
+
+    db = str(tmp_path / "s.duckdb")
+    colour_coco(tmp_path / "c")
+    main(["ingest", "--data", str(tmp_path / "c"), "--db", db, "--quiet"])
+    main(["filter", "--db", db, "--quiet"])
+    capsys.readouterr()
+    assert main(["train", "--db", db, "--targets", "category-pairs", "--models", "ridge", "--feature-sets", "captions",
+                 "--folds", "3", "--quiet", "--artifacts", str(tmp_path / "m")]) == 0
+    out = capsys.readouterr().out
+    assert "target c/category-pairs" in out and "ridge" in out and "all models trained in" in out
+    assert main(["models", "--db", db]) == 0
+    listing = capsys.readouterr().out
+    run_id = next(word for word in listing.split() if word.startswith("c/category-pairs/captions/ridge/"))
+    assert main(["search", "a red picture", "--db", db, "--rerank"]) == 2
+    assert "no re-ranker chosen" in capsys.readouterr().err
+    assert main(["use-reranker", run_id, "--by", "olga", "--db", db]) == 0
+    assert main(["embed", "--db", db, "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["search", "a red picture", "--db", db, "--rerank", "-k", "3"]) == 0
+    hits = capsys.readouterr().out.split()
+    assert len(hits) == 9 and all(0.0 <= float(score) <= 1.0 for score in hits[1::3])
+    assert main(["models", "--db", db]) == 0
+    assert f"* {run_id}" in capsys.readouterr().out
+
+
+def test_feedback_effect_is_reported(tmp_path: Path, capsys) -> None:
+    from db import models as model_store
+    from db.database import Database
+    from test_train import colour_coco
+
+    db = str(tmp_path / "s.duckdb")
+    colour_coco(tmp_path / "c")
+    main(["ingest", "--data", str(tmp_path / "c"), "--db", db, "--quiet"])
+    options = ["--targets", "category-pairs", "--models", "ridge", "--feature-sets", "captions", "--folds", "3",
+               "--quiet", "--artifacts", str(tmp_path / "m"), "--db", db]
+    assert main(["train", *options]) == 0
+    with Database(db) as database, database.write() as cur:
+        model_store.add_labels(cur, "rita", "a green picture", "offline", [
+            (f"c/{i}", i, None, "relevant" if i % 3 == 1 else "not_relevant", None) for i in range(1, 31)])
+    capsys.readouterr()
+    assert main(["train", "--include-feedback", *options]) == 0
+    out = capsys.readouterr().out
+    assert "feedback: 30 labelled pairs joined training" in out
+    assert "ridge / captions: r2 " in out and " -> " in out and "(vs c/category-pairs/captions/ridge/" in out

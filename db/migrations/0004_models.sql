@@ -2,7 +2,7 @@
 -- reviewers' labels that can join training (`train --include-feedback`).
 
 CREATE TABLE model_runs (
-    id               VARCHAR PRIMARY KEY,   -- '<target>/<feature set>/<model>/<yyyymmddThhmmss>'
+    id               VARCHAR PRIMARY KEY,   -- '<target>/<feature set>/<model>/<yyyymmddThhmmss>-<4 hex>'
     model            VARCHAR NOT NULL,      -- constant, zero-shot, ridge, random-forest, hist-gradient-boosting, mlp
     params           JSON NOT NULL,         -- chosen hyper-parameters per fold and of the final fit, search space
     encoder          VARCHAR NOT NULL,      -- text (and photo) encoder whose vectors the features use
