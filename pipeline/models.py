@@ -55,6 +55,7 @@ class Spec:
     estimator: BaseEstimator
     space: dict
     randomized: bool = False
+    parallel_candidates: bool = False  # single-threaded and slow enough to be worth one process per candidate
 
 
 def _spec(name: str, zero_shot_score: str, threads: int) -> Spec:
@@ -73,8 +74,8 @@ def _spec(name: str, zero_shot_score: str, threads: int) -> Spec:
         )
     if name == "hist-gradient-boosting":
         return Spec(
-            HistGradientBoostingRegressor(max_iter=300, early_stopping=False, random_state=SEED),
-            {"learning_rate": loguniform(0.02, 0.1), "max_leaf_nodes": randint(8, 32),
+            HistGradientBoostingRegressor(max_iter=200, early_stopping=False, random_state=SEED),
+            {"learning_rate": loguniform(0.03, 0.15), "max_leaf_nodes": randint(8, 32),
              "min_samples_leaf": randint(20, 80), "l2_regularization": loguniform(1e-2, 10.0)},
             randomized=True,
         )
@@ -83,6 +84,7 @@ def _spec(name: str, zero_shot_score: str, threads: int) -> Spec:
             make_pipeline(StandardScaler(), MLPRegressor(hidden_layer_sizes=(64,), early_stopping=True,
                                                          max_iter=300, random_state=SEED)),
             {"mlpregressor__alpha": [1e-2, 1.0], "mlpregressor__hidden_layer_sizes": [(32,), (128, 32)]},
+            parallel_candidates=True,
         )
     raise ModelError(f"unknown model {name!r}; choose from: {', '.join(MODEL_NAMES)}")
 
@@ -105,7 +107,8 @@ def fit(name: str, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, *, zero_s
         search = RandomizedSearchCV(spec.estimator, spec.space, n_iter=SEARCH_ITERATIONS, cv=inner,
                                     scoring="neg_mean_squared_error", random_state=SEED, refit=True)
     else:
-        search = GridSearchCV(spec.estimator, spec.space, cv=inner, scoring="neg_mean_squared_error", refit=True)
+        search = GridSearchCV(spec.estimator, spec.space, cv=inner, scoring="neg_mean_squared_error", refit=True,
+                              n_jobs=threads if spec.parallel_candidates else None)
     search.fit(X, y, groups=groups)
     return search.best_estimator_, _plain(search.best_params_)
 

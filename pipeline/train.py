@@ -104,8 +104,10 @@ def prepare(db: Database, encoder: Encoder, *, target: str = "expert", dataset: 
     group_fold = fold_of_group(pairs, folds)
     feedback = model_store.feedback_pairs(db, loaded.dataset) if include_feedback else pd.DataFrame()
     if not feedback.empty:
-        feedback = feedback.assign(group=feedback["image_id"].map(
-            pairs.drop_duplicates("image_id").set_index("image_id")["group"]))
+        # A labelled photo of the target keeps its photo's group (and fold); any other photo is a group of its
+        # own that is never held out (fold -1), so it only ever trains.
+        group_of_photo = pairs.drop_duplicates("image_id").set_index("image_id")["group"]
+        feedback = feedback.assign(group=feedback["image_id"].map(group_of_photo).fillna(feedback["image_id"]))
         pairs = pd.concat([pairs, feedback[["image_id", "query_id", "query_text", "target", "group"]]],
                           ignore_index=True)
     fold = pairs["group"].map(group_fold).fillna(-1).astype(int).to_numpy()
