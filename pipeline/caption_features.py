@@ -119,14 +119,23 @@ def compute(pairs: pd.DataFrame, query_vectors: np.ndarray, references: pd.DataF
             gallery: Gallery) -> pd.DataFrame:
     """Caption features of pairs (image_id, query_id, query_text); ``references`` (image_id, caption_id, text)."""
     by_photo = {photo: frame for photo, frame in references.groupby("image_id", sort=False)}
-    texts = sorted(set(references["text"]))
-    reference_vector = dict(zip(texts, np.asarray(encode(texts), np.float32))) if texts else {}
+    # Reference vectors come from the gallery where it holds the caption (it always does in training and for
+    # visible photos in search), so a search never encodes captions at query time.
+    unknown = references[~references["caption_id"].isin(gallery.caption_row)]
+    fresh = dict(zip(unknown["caption_id"], np.asarray(encode(unknown["text"].tolist()), np.float32))) \
+        if len(unknown) else {}
+
+    def vector_of(caption_id: str) -> np.ndarray:
+        row = gallery.caption_row.get(caption_id)
+        return gallery.vectors[row] if row is not None else fresh[caption_id]
+
     rows = []
     for (photo, query_id, query), vector in zip(pairs[["image_id", "query_id", "query_text"]].itertuples(index=False),
                                                 query_vectors):
         frame = by_photo.get(photo)
-        refs = [] if frame is None else [t for c, t in zip(frame["caption_id"], frame["text"]) if c != query_id]
-        ref_vectors = np.stack([reference_vector[t] for t in refs]) if refs else np.zeros((0, len(vector)), np.float32)
+        kept = [] if frame is None else [(c, t) for c, t in zip(frame["caption_id"], frame["text"]) if c != query_id]
+        refs = [t for _, t in kept]
+        ref_vectors = np.stack([vector_of(c) for c, _ in kept]) if kept else np.zeros((0, len(vector)), np.float32)
         rows.append({**_semantic(vector, ref_vectors), **_lexical(query, refs, gallery.idf), **_categories(query, refs)})
     features = pd.DataFrame(rows, index=pairs.index)
     return pd.concat([features, _gallery_relative(pairs, query_vectors, features["ref_max"].to_numpy(), gallery)],

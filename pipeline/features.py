@@ -81,9 +81,10 @@ class PairFeatures:
     gallery: caption_features.Gallery | None = None
     basis: np.ndarray | None = None  # (d, COMPONENTS) projection for the image set; see fit_basis
 
-    def __call__(self, pairs: pd.DataFrame) -> pd.DataFrame:
-        queries = pairs["query_text"].tolist()
-        query_vectors = self.encode(queries)
+    def __call__(self, pairs: pd.DataFrame, query_vectors: np.ndarray | None = None) -> pd.DataFrame:
+        """Features of ``pairs``; ``query_vectors`` (one row per pair) when the caller already encoded them."""
+        if query_vectors is None:
+            query_vectors = self.encode(pairs["query_text"].tolist())
         parts = []
         if self.feature_set.uses_images:
             parts.append(self._image_part(pairs["image_id"].tolist(), query_vectors))

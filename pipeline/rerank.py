@@ -65,11 +65,13 @@ class Reranker:
                               f"uses {encoder.text_id}; choose a run trained with this encoder")
         self.db, self.run_id = db, run_id
         self.feature_set = FEATURE_SETS[self.artifact["feature_set"]]
-        self.encode = lambda texts: text_vectors(db, encoder, texts)
-        self.gallery = caption_features.visible_gallery(db, self.encode) if self.feature_set.uses_captions else None
+        # Queries are encoded directly (no cache write per search); the gallery's captions once, through the cache.
+        self.encode = encoder.encode_texts
+        self.gallery = caption_features.visible_gallery(db, lambda texts: text_vectors(db, encoder, texts)) \
+            if self.feature_set.uses_captions else None
 
-    def scores(self, query: str, image_ids: Sequence[str]) -> np.ndarray:
-        """Model relevance (0..1) of each candidate photo for ``query``."""
+    def scores(self, query: str, image_ids: Sequence[str], query_vector: np.ndarray | None = None) -> np.ndarray:
+        """Model relevance (0..1) of each candidate photo for ``query`` (whose vector search already has)."""
         fs, ids = self.feature_set, list(image_ids)
         features = PairFeatures(
             fs, self.encode,
@@ -78,7 +80,8 @@ class Reranker:
             gallery=self.gallery, basis=self.artifact["basis"],
         )
         pairs = pd.DataFrame({"image_id": ids, "query_id": "", "query_text": query})
-        return models.predict(self.artifact["estimator"], features(pairs)[self.artifact["columns"]])
+        vectors = None if query_vector is None else np.repeat(query_vector[None, :], len(ids), axis=0)
+        return models.predict(self.artifact["estimator"], features(pairs, vectors)[self.artifact["columns"]])
 
 
 @dataclass

@@ -130,7 +130,7 @@ class Searcher:
             notices.append("Some photos were withdrawn since the index was built; refresh the search index.")
         ranked = [(image_id, cosine) for image_id, cosine in ranked if image_id in visible]
         if rerank:
-            scores = self.reranker.scores(query, [image_id for image_id, _ in ranked]) if ranked else []
+            scores = self.reranker.scores(query, [image_id for image_id, _ in ranked], vector) if ranked else []
             order = sorted(range(len(ranked)), key=lambda i: -scores[i])  # stable: equal scores keep cosine order
             scored = [(ranked[i][0], float(scores[i]), ranked[i][1]) for i in order][offset : offset + k]
             if offset + k > RERANK_DEPTH:
