@@ -129,22 +129,6 @@ def add_labels(cur: duckdb.DuckDBPyConnection, user: str, query: str, encoder: s
     return ids
 
 
-def undo_labels(cur: duckdb.DuckDBPyConnection, user: str, label_ids: Sequence[int]) -> int:
-    """Remove labels by id; only their author can. Returns how many went."""
-    return int(cur.execute("DELETE FROM labels WHERE user_name = ? AND id IN (SELECT unnest(?))",
-                           [user, list(label_ids)]).fetchone()[0])
-
-
-def recent_labels(db: Database, user: str, limit: int = 20) -> pd.DataFrame:
-    return db.fetch_df("SELECT id, created, query, image_id, rank, score, verdict, comment FROM labels "
-                       "WHERE user_name = ? ORDER BY id DESC LIMIT ?", [user, limit])
-
-
-def all_labels(db: Database) -> pd.DataFrame:
-    return db.fetch_df("SELECT id, user_name, created, query, image_id, encoder, rank, score, verdict, comment "
-                       "FROM labels ORDER BY id")
-
-
 def feedback_pairs(db: Database, dataset: str) -> pd.DataFrame:
     """Reviewers' labels on readable photos of ``dataset`` as training pairs: relevant -> 1, otherwise 0.
     A pair labelled more than once takes the mean of its verdicts."""

@@ -63,7 +63,7 @@ class Reranker:
         if self.artifact["text_id"] != encoder.text_id:
             raise RerankError(f"run {run_id} was trained on text vectors of {self.artifact['text_id']}, but search "
                               f"uses {encoder.text_id}; choose a run trained with this encoder")
-        self.db, self.run_id = db, run_id
+        self.db = db
         self.feature_set = FEATURE_SETS[self.artifact["feature_set"]]
         # Queries are encoded directly (no cache write per search); the gallery's captions once, through the cache.
         self.encode = encoder.encode_texts
