@@ -1,15 +1,17 @@
-"""Overview page: which datasets are loaded, how many rows each has, and what the ingest runs rejected.
+"""Overview page: which datasets are loaded, how many rows each has, what the ingest runs rejected, and a browser
+over the rejected lines themselves (file, line, reason, raw text) with filters.
 
-Presentation only; reading and shaping the data lives in overview.py. Every failure to read the database ends
-in a message naming the command to run, never a traceback.
+Presentation only; reading and shaping the data lives in overview.py and db/reads.py.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import overview
-from db.database import DatabaseError
+from dashboard import context, overview
+from db import reads
+
+REJECTS_PAGE = 50
 
 
 def show_metrics(totals: dict[str, int]) -> None:
@@ -27,23 +29,36 @@ def show_metrics(totals: dict[str, int]) -> None:
         column.metric(label, f"{value:,}", help=help_text)
 
 
+def rejects_browser() -> None:
+    """Filter rejected lines by dataset, file and text, and page through them."""
+    with context.page_database() as db:
+        files = reads.reject_files(db)
+    if files.empty:
+        return
+    left, middle, right = st.columns(3)
+    dataset = left.selectbox("Dataset", ["(all)", *files["dataset"].unique()], key="rejects_dataset")
+    in_dataset = files if dataset == "(all)" else files[files["dataset"] == dataset]
+    file = middle.selectbox("File", ["(all)", *in_dataset["file"].unique()], key="rejects_file")
+    text = right.text_input("Reason or raw text contains", key="rejects_text")
+    filters = {"dataset": None if dataset == "(all)" else dataset, "file": None if file == "(all)" else file,
+               "reason_contains": text.strip() or None}
+    with context.page_database() as db:
+        total = reads.rejects(db, **filters, limit=0)[0]
+        pages = max(1, -(-total // REJECTS_PAGE))
+        page = st.number_input(f"Page (of {pages:,})", 1, pages, 1, key="rejects_page")
+        _, rows = reads.rejects(db, **filters, limit=REJECTS_PAGE, offset=(page - 1) * REJECTS_PAGE)
+    st.caption(f"{total:,} rejected lines match; showing {len(rows):,}.")
+    st.dataframe(rows, hide_index=True)
+
+
 def main() -> None:
     st.title("With Sense studio")
     st.caption("What the pipeline has loaded into the studio database: datasets, row counts, ingest runs "
                "and the lines it rejected.")
-
-    path = overview.db_path()
-    if not path.exists():
-        st.info(f"No database at `{path}` yet. {overview.how_to_build(path)}")
-        return
-    try:
-        snapshot = overview.load_snapshot(path)
-    except DatabaseError as exc:
-        st.warning(f"{exc}\n\nIf a pipeline run is writing to it, reload this page when it has finished; "
-                   f"otherwise rebuild it. {overview.how_to_build(path)}")
-        return
+    with context.page_database() as db:
+        snapshot = overview.load_snapshot(db)
     if snapshot.datasets.empty:
-        st.info(f"The database `{path}` has no datasets yet. {overview.how_to_build(path)}")
+        st.info(f"The database has no datasets yet. {context.how_to_build()}")
         return
 
     show_metrics(overview.metric_totals(snapshot.datasets))
@@ -60,6 +75,7 @@ def main() -> None:
         st.success("No line was rejected in the runs now loaded.")
     else:
         st.plotly_chart(figure)
+        rejects_browser()
 
     st.subheader("Files of the latest run")
     dataset = st.selectbox("Dataset", list(snapshot.files), key="files_dataset")

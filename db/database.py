@@ -9,6 +9,7 @@ DuckDB allows one read-write process per file; a second process may only open it
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -38,20 +39,26 @@ def _migration_scripts() -> list[tuple[int, str, str]]:
 class Database:
     """A DuckDB database with versioned schema, read helpers and serialised transactional writes."""
 
-    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False, wait_seconds: float = 0.0) -> None:
+        """``wait_seconds``: how long to keep retrying while another process holds the file (the dashboard holds
+        it for milliseconds at a time and lets go when a pipeline stage claims it, see db/shared.py)."""
         self.path = Path(path)
         self.read_only = read_only
         if read_only and not self.path.exists():
             raise DatabaseError(f"{self.path}: no database yet; run `python -m pipeline ingest` first")
-        try:
-            self._conn = duckdb.connect(str(self.path), read_only=read_only)
-        except duckdb.Error as exc:
-            advice = (
-                " DuckDB allows one writing process per file: wait for or stop the other process."
-                if "lock" in str(exc).lower()
-                else ""
-            )
-            raise DatabaseError(f"{self.path}: cannot open ({exc}).{advice}") from exc
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                self._conn = duckdb.connect(str(self.path), read_only=read_only)
+                break
+            except duckdb.Error as exc:
+                locked = "lock" in str(exc).lower()
+                if locked and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                    continue
+                advice = " DuckDB allows one writing process per file: wait for or stop the other process." \
+                    if locked else ""
+                raise DatabaseError(f"{self.path}: cannot open ({exc}).{advice}") from exc
         self._write_lock = threading.Lock()
         if not read_only:
             self._migrate()

@@ -1,4 +1,4 @@
-"""SQL of the train stage and of reviewers' labels: judged pairs, reference captions, model runs, labels."""
+"""SQL of the train stage: judged pairs, reference captions, model runs, reviewers' labels as training pairs."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from db import settings
 from db.database import Database
 
 RERANKER_KEY = "reranker"
-VERDICTS = ("relevant", "not_relevant", "offensive")
 
 
 # ------------------------------------------------------------------------------------------------- training
@@ -114,21 +113,6 @@ def reranker(db: Database) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------------- labels
-def add_labels(cur: duckdb.DuckDBPyConnection, user: str, query: str, encoder: str,
-               flags: Sequence[tuple[str, int, float | None, str, str | None]]) -> list[int]:
-    """Store one reviewer's verdicts on results of one query: (image_id, rank, score, verdict, comment) each.
-    Returns the new label ids (for undo)."""
-    now, ids = datetime.now(), []
-    for image_id, rank, score, verdict, comment in flags:
-        if verdict not in VERDICTS:
-            raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}; got {verdict!r}")
-        ids.append(cur.execute(
-            "INSERT INTO labels VALUES (nextval('labels_id'), ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            [user, now, query, image_id, encoder, rank, score, verdict, comment or None],
-        ).fetchone()[0])
-    return ids
-
-
 def feedback_pairs(db: Database, dataset: str) -> pd.DataFrame:
     """Reviewers' labels on readable photos of ``dataset`` as training pairs: relevant -> 1, otherwise 0.
     A pair labelled more than once takes the mean of its verdicts."""

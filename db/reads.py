@@ -94,3 +94,25 @@ def thumbnail_paths(db: Database, image_ids: list[str]) -> dict[str, str]:
         [list(image_ids)],
     )
     return dict(rows)
+
+
+def _rejects_filter(dataset: str | None, file: str | None, reason_contains: str | None) -> tuple[str, list]:
+    return ("WHERE (? IS NULL OR dataset = ?) AND (? IS NULL OR file = ?) "
+            "AND (? IS NULL OR contains(lower(reason), lower(?)) OR contains(lower(raw), lower(?)))",
+            [dataset, dataset, file, file, reason_contains, reason_contains, reason_contains])
+
+
+def rejects(db: Database, *, dataset: str | None = None, file: str | None = None, reason_contains: str | None = None,
+            limit: int = 100, offset: int = 0) -> tuple[int, pd.DataFrame]:
+    """One page of rejected lines (dataset, file, line, reason, raw text) matching the filters, and how many match
+    in all. ``reason_contains`` matches the reason or the raw text, case-insensitively."""
+    where, params = _rejects_filter(dataset or None, file or None, reason_contains or None)
+    total = int(db.fetch_all(f"SELECT count(*) FROM rejects {where}", params)[0][0])
+    page = db.fetch_df(f"SELECT run_id, dataset, file, line, reason, raw FROM rejects {where} "
+                       "ORDER BY dataset, file, line NULLS LAST LIMIT ? OFFSET ?", [*params, limit, offset])
+    return total, page
+
+
+def reject_files(db: Database) -> pd.DataFrame:
+    """(dataset, file) pairs that have rejects, for the browser's filters."""
+    return db.fetch_df("SELECT DISTINCT dataset, file FROM rejects ORDER BY dataset, file")

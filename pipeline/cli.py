@@ -11,6 +11,7 @@ from pathlib import Path
 
 from db import reads
 from db.database import Database, DatabaseError
+from db.shared import pipeline_claim
 from db import models as model_store
 from pipeline import (bridge, download, embed, encoders, evaluate_retrieval, features, models, relevance, rerank,
                       search, targets, train)
@@ -25,6 +26,8 @@ from pipeline import report
 from pipeline.report import ingest_summary
 
 DEFAULT_DB = "studio.duckdb"
+OPEN_WAIT_SECONDS = 60.0
+STAGES_WITHOUT_DB = {"download", "add-user"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--db", default=DEFAULT_DB, help=f"DuckDB file (default: {DEFAULT_DB})")
     common.add_argument("--quiet", action="store_true", help="no progress bars")
     common.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
+    common.add_argument("--wait", type=float, default=OPEN_WAIT_SECONDS,
+                        help="seconds to wait for the dashboard to let go of the database "
+                             f"(default: {OPEN_WAIT_SECONDS:g})")
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
     stages = parser.add_subparsers(dest="stage", required=True)
     ingest = stages.add_parser("ingest", parents=[common], help="load every dataset found under --data")
@@ -110,7 +116,7 @@ def _ingest(args: argparse.Namespace) -> int:
         raise DataNotFound(f"--name applies to one dataset, but {len(found)} were found: "
                            + ", ".join(p.name for p, _ in found))
     failed = 0
-    with Database(args.db) as db:
+    with _open(args) as db:
         for root, reader in found:
             try:
                 result = ingest_dataset(db, root, reader, name=args.name, force=args.force, quiet=args.quiet)
@@ -124,7 +130,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _relevance(args: argparse.Namespace) -> int:
-    with Database(args.db) as db:
+    with _open(args) as db:
         rows = relevance.run(db, expert_weight=args.expert_weight, crowd_weight=args.crowd_weight,
                              dataset=args.dataset)
     print(f"relevance: {rows:,} pairs written")
@@ -135,7 +141,7 @@ def _status(args: argparse.Namespace) -> int:
     if not Path(args.db).exists():
         print(f"{args.db}: no database yet; run `python -m pipeline ingest`")
         return 1
-    with Database(args.db, read_only=True) as db:
+    with _open(args, read_only=True) as db:
         print(reads.datasets_overview(db).to_string(index=False))
         print()
         print(reads.ingest_runs(db, 10).to_string(index=False))
@@ -158,7 +164,7 @@ def _encoder(args: argparse.Namespace, db: Database):
 
 
 def _embed(args: argparse.Namespace) -> int:
-    with Database(args.db) as db:
+    with _open(args) as db:
         report = embed.embed(db, _encoder(args, db), batch_size=args.batch_size, workers=args.workers,
                              quiet=args.quiet)
     print(f"embed {report.encoder_id}: {report.embedded:,} encoded, {report.from_cached_features:,} from cached "
@@ -172,7 +178,7 @@ def _embed(args: argparse.Namespace) -> int:
 
 
 def _fit_bridge(args: argparse.Namespace) -> int:
-    with Database(args.db) as db:
+    with _open(args) as db:
         fitted, report = bridge.fit(db, dataset=args.dataset, quiet=args.quiet)
     print(f"bridge {fitted.id}: fitted on {fitted.fitted_on['photos']:,} photos / "
           f"{fitted.fitted_on['captions']:,} captions; {report.from_cached_features:,} photos re-projected "
@@ -181,7 +187,7 @@ def _fit_bridge(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    with Database(args.db) as db:
+    with _open(args) as db:
         encoder = _encoder(args, db)
         if args.encoder == "offline":
             zero_shot = encoder.with_bridge(OfflineBridge())
@@ -198,7 +204,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    with Database(args.db) as db:  # read-write: a blocked query is logged
+    with _open(args) as db:  # read-write: a blocked query is logged
         encoder = _encoder(args, db)
         run_id = model_store.reranker(db) if args.rerank else None
         if args.rerank and not run_id:
@@ -223,7 +229,7 @@ def _clip_encoder(args: argparse.Namespace):
 
 def _filter(args: argparse.Namespace) -> int:
     detector = PeopleDetector() if args.detector else None
-    with Database(args.db) as db:
+    with _open(args) as db:
         clip = clip_check.stored_check(db, _clip_encoder(args)) if args.clip_pretrained else None
         report = minors_filter.run_filter(db, detector=detector, clip=clip, quiet=args.quiet)
     statuses = ", ".join(f"{n:,} {status}" for status, n in sorted(report.statuses.items()))
@@ -238,7 +244,7 @@ def _calibrate_minors(args: argparse.Namespace) -> int:
         raise ValueError("calibrate-minors needs --clip-pretrained (CLIP weights: a tag or a checkpoint path)")
     with open(args.labels, newline="") as handle:
         labels = {f"{args.dataset}/{row['image_id']}": row["child_under_16"] != "no" for row in csv.DictReader(handle)}
-    with Database(args.db) as db:
+    with _open(args) as db:
         result = clip_check.calibrate_on_labels(db, _clip_encoder(args), labels, args.target_recall, quiet=args.quiet)
     print(f"calibrate-minors: threshold {result['threshold']:.4f} catches {result['recall']:.1%} of "
           f"{result['positives']} labelled children (target {args.target_recall:.0%}) and sends "
@@ -247,7 +253,7 @@ def _calibrate_minors(args: argparse.Namespace) -> int:
 
 
 def _moderate(args: argparse.Namespace) -> int:
-    with Database(args.db) as db:
+    with _open(args) as db:
         changed = moderation.decide(db, args.image_ids, args.status, moderator=args.moderator, reason=args.reason)
     print(f"moderate: {changed} photo(s) set to {args.status} by {args.moderator}")
     return 0
@@ -273,7 +279,7 @@ def _train(args: argparse.Namespace) -> int:
     for name in sets or []:
         features.feature_set(name)
     started = time.perf_counter()
-    with Database(args.db) as db:
+    with _open(args) as db:
         encoder = _train_encoder(db)
         embed.embed(db, encoder, quiet=args.quiet)
         prepared = [train.prepare(db, encoder, target=kind, dataset=args.dataset, feature_set_names=sets,
@@ -289,7 +295,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    with Database(args.db, read_only=True) as db:
+    with _open(args, read_only=True) as db:
         runs = model_store.runs(db)
         chosen = model_store.reranker(db)
     if runs.empty:
@@ -301,7 +307,7 @@ def _models(args: argparse.Namespace) -> int:
 
 def _use_reranker(args: argparse.Namespace) -> int:
     run_id = None if args.run_id.lower() == "none" else args.run_id
-    with Database(args.db) as db:
+    with _open(args) as db:
         if run_id:
             rerank.Reranker(db, run_id, bridge.current_offline_encoder(db))  # refuses unusable runs
         with db.write() as cur:
@@ -311,7 +317,7 @@ def _use_reranker(args: argparse.Namespace) -> int:
 
 
 def _evaluate_rerank(args: argparse.Namespace) -> int:
-    with Database(args.db) as db:
+    with _open(args) as db:
         run_id = args.run_id or model_store.reranker(db)
         if not run_id:
             raise ValueError("evaluate-rerank: name a run, or choose one with `python -m pipeline use-reranker`")
@@ -329,10 +335,19 @@ STAGES = {"ingest": _ingest, "relevance": _relevance, "status": _status, "downlo
           "train": _train, "models": _models, "use-reranker": _use_reranker, "evaluate-rerank": _evaluate_rerank}
 
 
+def _open(args: argparse.Namespace, *, read_only: bool = False) -> Database:
+    """The stage's database, waiting up to --wait seconds for another process (the dashboard) to let go."""
+    return Database(args.db, read_only=read_only, wait_seconds=args.wait)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return STAGES[args.stage](args)
+        if args.stage in STAGES_WITHOUT_DB:
+            return STAGES[args.stage](args)
+        # The claim file tells a running dashboard to let go of the file and queue its writes (db/shared.py).
+        with pipeline_claim(args.db, args.stage):
+            return STAGES[args.stage](args)
     except KeyboardInterrupt:
         print("interrupted: the running transaction was rolled back; the database is as it was", file=sys.stderr)
         return 130

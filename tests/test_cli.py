@@ -148,6 +148,7 @@ def test_train_choose_reranker_and_search_with_it(tmp_path: Path, capsys) -> Non
 
 
 def test_feedback_effect_is_reported(tmp_path: Path, capsys) -> None:
+    from db import labels
     from db import models as model_store
     from db.database import Database
     from test_train import colour_coco
@@ -159,8 +160,9 @@ def test_feedback_effect_is_reported(tmp_path: Path, capsys) -> None:
                "--quiet", "--artifacts", str(tmp_path / "m"), "--db", db]
     assert main(["train", *options]) == 0
     with Database(db) as database, database.write() as cur:
-        model_store.add_labels(cur, "rita", "a green picture", "offline", [
-            (f"c/{i}", i, None, "relevant" if i % 3 == 1 else "not_relevant", None) for i in range(1, 31)])
+        for i in range(1, 31):
+            labels.add(cur, user="rita", query="a green picture", encoder="offline",
+                       flag=labels.Flag(f"c/{i}", i, None, "relevant" if i % 3 == 1 else "not_relevant"))
     capsys.readouterr()
     assert main(["train", "--include-feedback", *options]) == 0
     out = capsys.readouterr().out

@@ -1,28 +1,23 @@
-"""The dashboard: the whole app through AppTest on a database built by the real pipeline, plus overview.py.
-
-AppTest (streamlit 1.67) runs the ``st.navigation`` entrypoint and renders its default page, so the tests drive
-dashboard/app.py exactly as ``streamlit run`` would.
-"""
+"""The dashboard shell and its Overview page: sign-in and role routing through AppTest on a database built by
+the real pipeline, the rejects browser, the database hand-over to a pipeline stage, plus overview.py."""
 
 from __future__ import annotations
 
-import base64
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
-from streamlit.testing.v1 import AppTest
 
-from dashboard import overview
-from db.database import Database, DatabaseError
+from dashboard import context, overview, users
+from dashboard.users import User
+from dashboard_support import DATA, MODERATOR, PRODUCT, frame_with_column, open_app, plotly_values
+from db.database import Database
+from db.shared import SharedDatabase, pipeline_claim
 from pipeline.cli import main as pipeline_main
-
-APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
-TIMEOUT = 30  # the first run imports plotly and pandas inside the script thread
 
 # Two Flickr8k-text datasets: "tiny-flickr" has one malformed line and one bad image name, "clean-flickr" none.
 TINY = {
@@ -57,28 +52,10 @@ def studio_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return db_path
 
 
-def run_app(monkeypatch: pytest.MonkeyPatch, db_path: Path | None) -> AppTest:
-    if db_path is None:
-        monkeypatch.delenv(overview.DB_ENV, raising=False)
-    else:
-        monkeypatch.setenv(overview.DB_ENV, str(db_path))
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+def run_app(monkeypatch: pytest.MonkeyPatch, db_path: Path | None, user: User | None = DATA):
+    return open_app(monkeypatch, db_path, user)
 
 
-def plotly_values(values: list | dict) -> list:
-    """Plotly 7 writes numeric arrays as {"dtype", "bdata"} (base64 of the raw array) in the figure JSON."""
-    if isinstance(values, dict):
-        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"]).tolist()
-    return list(values)
-
-
-def frame_with_column(at: AppTest, column: str) -> pd.DataFrame:
-    return next(df.value for df in at.dataframe if column in df.value.columns)
-
-
-# ---------------------------------------------------------------------------------------------------- the app
 def test_overview_page_shows_the_ingested_data(monkeypatch: pytest.MonkeyPatch, studio_db: Path) -> None:
     at = run_app(monkeypatch, studio_db)
 
@@ -112,29 +89,43 @@ def test_file_table_follows_the_selected_dataset(monkeypatch: pytest.MonkeyPatch
     assert files.loc["ExpertAnnotations.txt"].to_dict() == {"read": 3, "accepted": 2, "rejected": 1}
 
 
-def test_the_app_releases_the_database_for_the_pipeline(monkeypatch: pytest.MonkeyPatch, studio_db: Path) -> None:
-    """After a page run another process can open the file read-write: the dashboard holds no DuckDB lock."""
+def test_a_pipeline_stage_started_while_the_dashboard_is_up_gets_the_file(
+        monkeypatch: pytest.MonkeyPatch, studio_db: Path) -> None:
+    """The dashboard holds the file between page runs (linger), yet a pipeline stage started now gets in: its
+    claim file makes the shared database let go (db/shared.py), and the stage waits a bounded time for that."""
     run_app(monkeypatch, studio_db)
-    opened = subprocess.run([sys.executable, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1]).close()",
-                             str(studio_db)], capture_output=True, text=True, timeout=60)
-    assert opened.returncode == 0, opened.stderr
+    assert context.shared_database(str(studio_db)).is_open  # still lingering after the page run
+    stage = subprocess.run([sys.executable, "-m", "pipeline", "status", "--db", str(studio_db), "--wait", "30"],
+                           capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent.parent)
+    assert stage.returncode == 0, stage.stderr
 
 
-def test_a_database_being_written_shows_a_warning(monkeypatch: pytest.MonkeyPatch, studio_db: Path) -> None:
-    """While another process holds the write lock (a pipeline run), the page explains instead of failing."""
+def test_pages_say_a_pipeline_stage_is_writing(monkeypatch: pytest.MonkeyPatch, studio_db: Path) -> None:
+    with pipeline_claim(studio_db, "train"):
+        at = run_app(monkeypatch, studio_db)
+    assert "`train`" in at.warning[0].value and "queued" in at.warning[0].value
+    assert not at.metric
+    assert not Path(str(studio_db) + ".pipeline").exists()
+
+
+def test_a_database_held_by_another_process_shows_a_warning(monkeypatch: pytest.MonkeyPatch,
+                                                          tmp_path: Path) -> None:
+    """A process without a claim (a DuckDB shell, say) holding the file: the page explains instead of failing."""
+    path = tmp_path / "held.duckdb"
+    Database(path).close()
     holder = subprocess.Popen(
         [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); "
-                               "sys.stdin.read(); c.close()", str(studio_db)],
+                               "sys.stdin.read(); c.close()", str(path)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
-        at = run_app(monkeypatch, studio_db)
+        at = run_app(monkeypatch, path)
     finally:
         assert holder.stdin is not None
         holder.stdin.close()  # the holder exits when its stdin ends
         holder.wait(timeout=30)
-    assert "pipeline run" in at.warning[0].value
+    assert "Another process holds" in at.warning[0].value
     assert not at.metric
 
 
@@ -162,38 +153,32 @@ def test_database_without_datasets_names_the_command(monkeypatch: pytest.MonkeyP
 def test_a_file_that_is_not_a_database_shows_a_warning(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     (tmp_path / "junk.duckdb").write_text("not a database", encoding="utf-8")
     at = run_app(monkeypatch, tmp_path / "junk.duckdb")
-    assert "junk.duckdb" in at.warning[0].value
+    assert "junk.duckdb" in at.error[0].value
 
 
 # ------------------------------------------------------------------------------------------------ overview.py
 def test_db_path_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STUDIO_DB", "/data/x.duckdb")
-    assert overview.db_path() == Path("/data/x.duckdb")
+    assert context.db_path() == Path("/data/x.duckdb")
     monkeypatch.delenv("STUDIO_DB")
-    assert overview.db_path() == Path("studio.duckdb")
+    assert context.db_path() == Path("studio.duckdb")
     monkeypatch.setenv("STUDIO_DB", "")
-    assert overview.db_path() == Path("studio.duckdb")
+    assert context.db_path() == Path("studio.duckdb")
 
 
 def test_how_to_build_passes_the_path_to_the_pipeline() -> None:
-    assert "python -m pipeline ingest --db /d/s.duckdb" in overview.how_to_build(Path("/d/s.duckdb"))
+    assert "python -m pipeline ingest --db /d/s.duckdb" in context.how_to_build(Path("/d/s.duckdb"))
 
 
-def test_load_snapshot_reads_everything_and_closes(studio_db: Path) -> None:
-    snapshot = overview.load_snapshot(studio_db)
+def test_load_snapshot_reads_everything(studio_db: Path) -> None:
+    shared = SharedDatabase(studio_db, linger_seconds=0)
+    with shared.use() as db:
+        snapshot = overview.load_snapshot(db)
     assert list(snapshot.datasets["dataset"]) == ["clean-flickr", "tiny-flickr"]
     assert len(snapshot.runs) == 2 and snapshot.rejects["rejected"].sum() == 2
     assert snapshot.files["clean-flickr"][0] == 1 and snapshot.files["tiny-flickr"][0] == 2
     assert [f["file"] for f in snapshot.files["tiny-flickr"][1]][0] == "Flickr8k.token.txt"
-    Database(studio_db).close()  # read-write in this process fails if a read-only connection were still open
-
-
-def test_load_snapshot_turns_duckdb_errors_into_database_errors(tmp_path: Path) -> None:
-    with pytest.raises(DatabaseError, match="no database yet"):
-        overview.load_snapshot(tmp_path / "absent.duckdb")
-    (tmp_path / "junk.duckdb").write_text("not a database", encoding="utf-8")
-    with pytest.raises(DatabaseError):
-        overview.load_snapshot(tmp_path / "junk.duckdb")
+    assert not shared.is_open  # no linger: closed when the block ended
 
 
 def test_metric_totals_sum_over_datasets() -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from builders import coco_dir, ingest
+from db import labels
 from db import models as model_store
 from db.database import Database
 from fakes import ColourEncoder
@@ -118,9 +119,9 @@ def test_caption_features_train_and_are_flagged(coco: Database, tmp_path: Path) 
 
 def test_feedback_labels_join_training(coco: Database, tmp_path: Path) -> None:
     with coco.write() as cur:
-        model_store.add_labels(cur, "rita", "a red photo", "colour-test",
-                               [(f"c/{i}", 1, 0.9, "relevant" if i % 3 == 1 else "not_relevant", None)
-                                for i in range(1, 31)])
+        for i in range(1, 31):
+            labels.add(cur, user="rita", query="a red photo", encoder="colour-test",
+                       flag=labels.Flag(f"c/{i}", 1, 0.9, "relevant" if i % 3 == 1 else "not_relevant"))
     prepared = train.prepare(coco, ColourEncoder(), target=targets.CATEGORY_PAIRS, feature_set_names=["image"],
                              include_feedback=True)
     assert prepared.feedback_pairs == 30 and len(prepared.pairs) == len(prepared.target.pairs) + 30

@@ -1,0 +1,69 @@
+"""SQL of reviewers' labels: verdicts on search results, the reviewer's recent flags, undo and export."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import pandas as pd
+
+from db.database import Database
+
+VERDICTS = ("relevant", "not_relevant", "offensive")
+EXPORT_COLUMNS = ("id", "user_name", "created", "query", "image_id", "encoder", "rank", "score", "verdict", "comment")
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One reviewer verdict on one result of a query."""
+
+    image_id: str
+    rank: int
+    score: float | None
+    verdict: str
+    comment: str | None = None
+
+
+def check(flag: Flag) -> None:
+    if flag.verdict not in VERDICTS:
+        raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}; got {flag.verdict!r}")
+
+
+def add(cur: duckdb.DuckDBPyConnection, *, user: str, query: str, encoder: str, flag: Flag,
+        write_key: str | None = None, created: datetime | None = None) -> int:
+    """Store one verdict (who, when, query, image, encoder, rank, score, verdict, comment); returns its id."""
+    check(flag)
+    return cur.execute(
+        "INSERT INTO labels (id, user_name, created, query, image_id, encoder, rank, score, verdict, comment, "
+        "write_key) VALUES (nextval('labels_id'), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        [user, created or datetime.now(), query, flag.image_id, encoder, flag.rank, flag.score, flag.verdict,
+         (flag.comment or "").strip() or None, write_key],
+    ).fetchone()[0]
+
+
+def undo(cur: duckdb.DuckDBPyConnection, *, write_key: str, user: str) -> int:
+    """Remove the label made by this write, if it is this user's own; returns the rows removed (0 or 1)."""
+    return len(cur.execute("DELETE FROM labels WHERE write_key = ? AND user_name = ? RETURNING id",
+                           [write_key, user]).fetchall())
+
+
+def recent(db: Database, user: str, limit: int = 20) -> pd.DataFrame:
+    """The user's newest labels, newest first, with the write key undo needs."""
+    return db.fetch_df("SELECT id, created, query, image_id, encoder, rank, score, verdict, comment, write_key "
+                       "FROM labels WHERE user_name = ? ORDER BY created DESC, id DESC LIMIT ?", [user, limit])
+
+
+def export(db: Database) -> pd.DataFrame:
+    """Every label, oldest first, for CSV and Parquet export."""
+    return db.fetch_df(f"SELECT {', '.join(EXPORT_COLUMNS)} FROM labels ORDER BY id")
+
+
+def count(db: Database) -> int:
+    return int(db.fetch_all("SELECT count(*) FROM labels")[0][0])
+
+
+def verdict_counts(db: Database) -> pd.DataFrame:
+    """Labels per verdict and per photo dataset (labels on photos that are not visible are counted, not shown)."""
+    return db.fetch_df("SELECT coalesce(i.dataset, '(unknown photo)') AS dataset, l.verdict, count(*) AS labels "
+                       "FROM labels l LEFT JOIN images i ON i.id = l.image_id GROUP BY ALL ORDER BY ALL")
