@@ -1,5 +1,109 @@
-"""Placeholder while the page is being built."""
+"""Minors review page (moderators only): the pending and excluded queue with the caption words that fired,
+confirm or overturn with a reason one by one or in bulk, the audit trail, exports. Logic: minors_review.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import streamlit as st
 
-st.title("Coming soon")
+from dashboard import context, minors_review
+from db import minors
+from pipeline.minors.moderation import STATUSES, ModerationError, validate
+
+PAGE_SIZE = 20
+STATUS_LABELS = {"cleared": "Clear (show in search)", "excluded": "Exclude", "pending_review": "Keep pending"}
+MESSAGES_KEY = "minors_messages"
+
+
+def decide(image_ids: list[str], status: str, reason: str) -> None:
+    """Check, queue as the signed-in moderator, then rerun so the queue shows the new state."""
+    user = context.current_user()
+    try:
+        with context.page_database() as db:
+            ids = validate(db, image_ids, status, moderator=user.name, reason=reason)
+    except ModerationError as exc:
+        st.error(str(exc))
+        return
+    outcomes = context.submit([("moderate", {"image_ids": ids, "status": status, "reason": reason.strip()})])
+    st.session_state.setdefault(MESSAGES_KEY, []).append((outcomes, f"Decision on {len(ids)} photo(s)"))
+    st.rerun()
+
+
+def item(row) -> None:
+    """One queued photo: thumbnail, why it is here (fired words highlighted), and a decision form."""
+    with st.container(border=True):
+        left, right = st.columns([1, 3])
+        if Path(row.path).is_file():
+            left.image(row.path, width="stretch")
+        else:
+            left.caption("(photo file not available)")
+        right.markdown(f"**{row.image_id}** · `{row.status}` · {row.decided_by}"
+                       + (f" ({row.moderator})" if row.moderator else ""))
+        right.caption(minors_review.escape(row.reason))
+        for line in minors_review.fired_captions(row.reasons):
+            right.markdown(line)
+        cells = right.columns([2, 3, 1], vertical_alignment="bottom")
+        status = cells[0].selectbox("Decision", STATUSES, format_func=STATUS_LABELS.get,
+                                    key=f"minors_status_{row.image_id}")
+        reason = cells[1].text_input("Reason", key=f"minors_reason_{row.image_id}")
+        if cells[2].button("Decide", key=f"minors_decide_{row.image_id}"):
+            decide([row.image_id], status, reason)
+
+
+def main() -> None:
+    st.title("Minors review")
+    user = context.current_user()
+    if not user.is_moderator:  # app.py does not register this page for other roles; belt and braces
+        st.error("This page is for moderators.")
+        st.stop()
+    for outcomes, what in st.session_state.pop(MESSAGES_KEY, []):
+        context.report(outcomes, what)
+
+    with context.page_database() as db:
+        counts = minors.status_counts(db)
+        datasets = sorted(minors.decisions(db)["dataset"].unique())
+    if not counts:
+        st.info("No minors decisions yet: run `python -m pipeline filter` (after `python -m pipeline ingest`).")
+        return
+    for column, status in zip(st.columns(3), ("pending_review", "excluded", "cleared")):
+        column.metric(status.replace("_", " ").capitalize(), f"{counts.get(status, 0):,}")
+
+    filters = st.columns([2, 2, 3])
+    statuses = filters[0].multiselect("Status", STATUSES, default=list(minors_review.QUEUE_STATUSES),
+                                      key="minors_statuses")
+    dataset = filters[1].selectbox("Dataset", ["(all)", *datasets], key="minors_dataset")
+    text = filters[2].text_input("Photo id or fired word contains", key="minors_text")
+    with context.page_database() as db:
+        queue = minors_review.load_queue(db, statuses, None if dataset == "(all)" else dataset, text.strip() or None)
+        audit = minors.audit_trail(db)
+
+    st.subheader(f"Queue ({len(queue):,})")
+    pages = max(1, -(-len(queue) // PAGE_SIZE))
+    page = st.number_input(f"Page (of {pages})", 1, pages, 1, key="minors_page")
+    shown = queue.iloc[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
+
+    with st.expander("Decide many at once", expanded=False):
+        every = st.checkbox(f"All {len(shown)} photos on this page", key="minors_bulk_all")
+        picked = list(shown["image_id"]) if every else st.multiselect(
+            "Photos", list(shown["image_id"]), key="minors_bulk_ids")
+        cells = st.columns([2, 3, 1], vertical_alignment="bottom")
+        bulk_status = cells[0].selectbox("Decision", STATUSES, format_func=STATUS_LABELS.get,
+                                         key="minors_bulk_status")
+        bulk_reason = cells[1].text_input("Reason", key="minors_bulk_reason")
+        if cells[2].button("Apply to selected", key="minors_bulk_apply"):
+            decide(picked, bulk_status, bulk_reason)
+
+    for row in shown.itertuples():
+        item(row)
+
+    st.subheader("Audit trail")
+    st.dataframe(audit, hide_index=True)
+    left, right = st.columns(2)
+    left.download_button("Queue as CSV", minors_review.queue_export(queue), "minors_queue.csv", "text/csv",
+                         key="minors_export_queue", on_click="ignore")
+    right.download_button("Audit trail as CSV", audit.to_csv(index=False).encode("utf-8"), "moderation_audit.csv",
+                          "text/csv", key="minors_export_audit", on_click="ignore")
+
+
+main()

@@ -1,5 +1,123 @@
-"""Placeholder while the page is being built."""
+"""Model comparison page: the registered relevance-model runs and retrieval metrics side by side, fold spread per
+metric, one run's out-of-fold predictions and residuals, and the choice of the model search re-ranks with.
 
+Presentation only; shaping the data and the figures lives in comparison.py, SQL in db/. The re-ranker choice is
+a write, so it goes through the write queue (context.submit) and only the "data" role may make it.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
 import streamlit as st
 
-st.title("Coming soon")
+from dashboard import comparison, context
+from db import models as model_store
+
+EDITOR_ROLE = "data"
+
+
+def show_runs(snapshot: comparison.Snapshot) -> None:
+    st.subheader("Runs")
+    st.caption("Every registered run, newest first, with its metrics over all out-of-fold predictions. "
+               "`uses_captions`: the features include reference captions, so the model can only score captioned "
+               "photos; `uses_images`: they include photo vectors.")
+    st.dataframe(comparison.runs_table(snapshot.runs, snapshot.reranker), hide_index=True, key="models_runs_table")
+
+
+def show_metric_bars(runs: pd.DataFrame, target: str) -> None:
+    """Grouped bars of one metric per model and feature set, with the spread over folds."""
+    metrics = comparison.fold_metric_keys(runs, target)
+    if not metrics:
+        st.caption("No per-fold metric was recorded for this target.")
+        return
+    metric = st.selectbox("Metric", metrics, key="models_metric")
+    bars = comparison.metric_bars(runs, target, metric)
+    st.plotly_chart(comparison.metric_bars_figure(bars, metric), key="models_metric_chart")
+    st.caption("Bar: mean over the cross-validation folds of the newest run of each model and feature set; error "
+               "bar: one (sample) standard deviation across folds. Hatched bars use caption features. The pooled "
+               "out-of-fold value is in the runs table and the tooltip.")
+
+
+def show_predictions(runs: pd.DataFrame, target: str) -> None:
+    """Predicted vs actual and residuals by expert score for one run of the target."""
+    run_ids = runs.loc[runs["target"] == target, "id"].tolist()
+    run_id = st.selectbox("Run", run_ids, key="models_run")
+    with context.page_database() as db:
+        predictions = model_store.predictions(db, run_id)
+    left, right = st.columns(2)
+    left.markdown("**Predicted vs actual** (out of fold)")
+    left.plotly_chart(comparison.predicted_vs_actual_figure(predictions), key="models_scatter_chart")
+    right.markdown("**Residuals by expert score**")
+    residuals = comparison.residuals_by_expert(predictions)
+    if residuals.empty:
+        right.caption("None of this run's pairs has expert ratings (COCO category pairs and crowd-only pairs have "
+                      "none), so there is no residual by expert score to show. Pick a run of an expert target.")
+    else:
+        right.plotly_chart(comparison.residuals_figure(residuals), key="models_residuals_chart")
+        right.caption(f"{len(residuals):,} of {len(predictions):,} pairs have all three expert scores; each is "
+                      "placed by the mean of the three, rounded.")
+
+
+def choose_reranker(snapshot: comparison.Snapshot) -> None:
+    """The data role picks the run search re-ranks with (or off); everyone else sees the choice."""
+    st.subheader("Search re-ranker")
+    user = context.current_user()
+    if user.role == EDITOR_ROLE:
+        choices = comparison.reranker_choices(snapshot.runs)
+        current = snapshot.reranker or comparison.OFF
+        choice = st.selectbox("Re-rank search results with", choices,
+                              index=choices.index(current) if current in choices else 0, key="models_reranker")
+        if st.button("Use for search", key="models_reranker_apply"):
+            apply_reranker(comparison.chosen_run_id(choice))
+    else:
+        st.caption("Only the data team changes the re-ranker.")
+    with context.page_database() as db:
+        chosen = model_store.reranker(db)
+    st.markdown(f"Search re-ranks with: {comparison.describe_choice(chosen)}")
+
+
+def apply_reranker(run_id: str | None) -> None:
+    """Check the run can re-rank (cheaply, before queueing), then submit the choice as the signed-in user."""
+    if run_id is not None:
+        with context.page_database() as db:
+            run = model_store.run(db, run_id)
+        problem = comparison.reranker_problem(run, run_id)
+        if problem:
+            st.error(f"Re-ranker not changed: {problem}")
+            return
+    outcomes = context.submit([("reranker", {"run_id": run_id})])
+    context.report(outcomes, "Re-ranker")
+
+
+def show_retrieval(snapshot: comparison.Snapshot) -> None:
+    st.subheader("Retrieval metrics")
+    tables = comparison.retrieval_tables(snapshot.retrieval)
+    if not tables:
+        st.caption("No retrieval metrics yet: run `python -m pipeline evaluate-retrieval` (and "
+                   "`python -m pipeline evaluate-rerank` for the re-ranker).")
+    for protocol, table in tables.items():
+        st.markdown(f"**{protocol}**")
+        st.dataframe(table, hide_index=True, key=f"models_retrieval_{protocol}")
+
+
+def main() -> None:
+    st.title("Model comparison")
+    st.caption("Relevance models trained by `python -m pipeline train`, compared on held-out folds, and the "
+               "retrieval figures of the encoders.")
+    with context.page_database() as db:
+        snapshot = comparison.load_snapshot(db)
+    if snapshot.runs.empty:
+        st.info(f"No model runs yet. Run `{comparison.TRAIN_COMMAND} --db {context.db_path()}` to train and "
+                "register relevance models, then reload this page.")
+    else:
+        show_runs(snapshot)
+        st.subheader("Metrics by model")
+        target = st.selectbox("Target", comparison.targets_of(snapshot.runs), key="models_target")
+        show_metric_bars(snapshot.runs, target)
+        st.subheader("Out-of-fold predictions")
+        show_predictions(snapshot.runs, target)
+        choose_reranker(snapshot)
+    show_retrieval(snapshot)
+
+
+main()

@@ -1,5 +1,158 @@
-"""Placeholder while the page is being built."""
+"""Live search page: query, top-K grid with scores and captions, encoder and re-rank choice, score cut-off,
+paging, flags (one by one or in bulk) with undo, and label export. Logic lives in live_search.py."""
+
+from __future__ import annotations
 
 import streamlit as st
 
-st.title("Coming soon")
+from dashboard import context, live_search
+from db import labels, reads
+from db.database import DatabaseError
+from pipeline.encoders.base import WeightsUnavailable
+from pipeline.rerank import RerankError
+from pipeline.search import Hit, NoVectors, QueryError
+
+COLUMNS = 4
+PAGE_SIZES = (12, 24, 48)
+VERDICT_LABELS = {"relevant": "Relevant", "not_relevant": "Not relevant", "offensive": "Offensive"}
+MESSAGES_KEY = "search_messages"
+
+
+def remember(outcomes: list, what: str) -> None:
+    """Callbacks run before the page; the page shows their outcomes on this run."""
+    st.session_state.setdefault(MESSAGES_KEY, []).append((outcomes, what))
+
+
+def flag_one(query: str, encoder_id: str, hit: Hit, verdict: str) -> None:
+    comment = st.session_state.get(f"note_{hit.image_id}") or None
+    flag = labels.Flag(hit.image_id, hit.rank, hit.score, verdict, comment)
+    remember(live_search.flag(query, encoder_id, [flag]), f"Flag #{hit.rank} {VERDICT_LABELS[verdict].lower()}")
+
+
+def flag_selected(query: str, encoder_id: str, hits: list[Hit]) -> None:
+    chosen = [hit for hit in hits if st.session_state.get(f"sel_{hit.image_id}")]
+    if not chosen:
+        remember([], "Select results first")
+        return
+    verdict = st.session_state["search_bulk_verdict"]
+    comment = st.session_state.get("search_bulk_comment") or None
+    flags = [labels.Flag(h.image_id, h.rank, h.score, verdict, comment) for h in chosen]
+    remember(live_search.flag(query, encoder_id, flags), f"Bulk flag ({len(flags)} results)")
+    for hit in chosen:
+        st.session_state[f"sel_{hit.image_id}"] = False
+
+
+def undo(write_key: str) -> None:
+    remember(live_search.undo(write_key), "Undo")
+
+
+def show_messages() -> None:
+    for outcomes, what in st.session_state.pop(MESSAGES_KEY, []):
+        if outcomes:
+            context.report(outcomes, what)
+        else:
+            st.warning(what)
+
+
+def result_grid(query: str, encoder_id: str, hits: list[Hit], paths: dict[str, str],
+                captions: dict[str, list[str]], reranked: bool) -> None:
+    bulk = st.columns([2, 3, 1], vertical_alignment="bottom")
+    bulk[0].selectbox("Verdict for selected", list(VERDICT_LABELS), format_func=VERDICT_LABELS.get,
+                      key="search_bulk_verdict")
+    bulk[1].text_input("Comment for selected (optional)", key="search_bulk_comment")
+    bulk[2].button("Flag selected", key="search_bulk_flag", on_click=flag_selected, args=(query, encoder_id, hits))
+    for start in range(0, len(hits), COLUMNS):
+        for column, hit in zip(st.columns(COLUMNS), hits[start:start + COLUMNS]):
+            with column.container(border=True):
+                if hit.image_id in paths:
+                    st.image(paths[hit.image_id], width="stretch")
+                score = f"**#{hit.rank}** · score **{hit.score:.3f}**"
+                st.markdown(score + (f" · cosine {hit.cosine:.3f}" if reranked else ""))
+                st.caption(" · ".join(captions.get(hit.image_id, [])[:2]) or "(no caption)")
+                st.checkbox("select", key=f"sel_{hit.image_id}")
+                st.text_input("comment", key=f"note_{hit.image_id}", label_visibility="collapsed",
+                              placeholder="comment (optional)")
+                buttons = st.columns(3)
+                for button, (verdict, text) in zip(buttons, VERDICT_LABELS.items()):
+                    button.button(text, key=f"{verdict}_{hit.image_id}", on_click=flag_one,
+                                  args=(query, encoder_id, hit, verdict))
+
+
+def recent_and_export(user_name: str) -> None:
+    queue = context.write_queue(str(context.db_path()))
+    with context.page_database() as db:
+        recent = live_search.recent_flags(db, queue.pending(user=user_name), user_name)
+        everything = labels.export(db)
+    st.subheader("Your recent flags")
+    if recent.empty:
+        st.caption("No flags yet: flag a result above.")
+    for row in recent.itertuples():
+        cells = st.columns([3, 3, 1, 2, 1])
+        cells[0].write(row.query)
+        cells[1].write(row.image_id)
+        cells[2].write(f"#{row.rank}")
+        cells[3].write(f"{VERDICT_LABELS[row.verdict]} ({row.state})")
+        cells[4].button("Undo", key=f"undo_{row.write_key}", on_click=undo, args=(row.write_key,))
+    st.subheader("Export labels")
+    st.caption(f"{len(everything):,} labels from all reviewers. They feed training with "
+               "`python -m pipeline train --include-feedback`.")
+    left, right = st.columns(2)
+    left.download_button("Labels as CSV", live_search.labels_csv(everything), "labels.csv", "text/csv", on_click="ignore",
+                         key="search_export_csv")
+    right.download_button("Labels as Parquet", live_search.labels_parquet(everything), "labels.parquet",
+                          "application/vnd.apache.parquet", key="search_export_parquet", on_click="ignore")
+
+
+def main() -> None:
+    st.title("Live search")
+    user = context.current_user()
+    show_messages()
+    with context.page_database() as db:
+        setup = live_search.read_setup(db)
+    if not setup.encoders:
+        st.info("No searchable photos yet: run `python -m pipeline filter` and `python -m pipeline embed` "
+                f"(after `python -m pipeline ingest`), or `./studio demo`. {context.how_to_build()}")
+        return
+    query = st.text_input("Describe the scene", key="search_query", placeholder="a dog running on a beach")
+    controls = st.columns([3, 2, 1, 2, 1])
+    encoder_id = controls[0].selectbox("Encoder", setup.encoders, key="search_encoder")
+    rerank = controls[1].toggle("Re-rank with the chosen model", key="search_rerank",
+                                disabled=setup.reranker_run is None,
+                                help=f"run {setup.reranker_run}" if setup.reranker_run else
+                                "No model chosen: pick one on Model comparison or "
+                                "`python -m pipeline use-reranker RUN_ID`.")
+    k = controls[2].selectbox("Per page", PAGE_SIZES, key="search_k")
+    cut_off = controls[3].slider("Minimum score", -1.0, 1.0, -1.0, 0.01, key="search_min_score",
+                                 help="Hide results scoring below this; -1 shows everything.")
+    page = controls[4].number_input("Page", 1, 100, 1, key="search_page")
+    if query.strip():
+        path = str(context.db_path())
+        try:
+            searcher = live_search.searcher_for(path, encoder_id, setup.reranker_run if rerank else None,
+                                                setup.index_versions[encoder_id])
+            timed = live_search.run_search(searcher, query, k=k, offset=(page - 1) * k,
+                                           min_score=None if cut_off <= -1.0 else cut_off, rerank=rerank,
+                                           user=user.name)
+        except QueryError as exc:
+            st.warning(str(exc))
+        except (NoVectors, WeightsUnavailable, RerankError, DatabaseError) as exc:
+            st.warning(str(exc))
+        else:
+            result = timed.result
+            if result.legal_notice:
+                st.error(result.legal_notice)
+            else:
+                for notice in result.notices:
+                    st.info(notice)
+                st.caption(f"{len(result.hits)} results on page {page} · answered in {timed.milliseconds:.0f} ms")
+                if not result.hits:
+                    st.info("No results on this page: lower the minimum score or go back a page.")
+                ids = [hit.image_id for hit in result.hits]
+                with context.page_database() as db:
+                    paths = reads.thumbnail_paths(db, ids)
+                    captions = reads.visible_captions_of(db, ids)
+                result_grid(result.query, encoder_id, result.hits, paths, captions, rerank)
+    recent_and_export(user.name)
+
+
+main()

@@ -116,3 +116,10 @@ def rejects(db: Database, *, dataset: str | None = None, file: str | None = None
 def reject_files(db: Database) -> pd.DataFrame:
     """(dataset, file) pairs that have rejects, for the browser's filters."""
     return db.fetch_df("SELECT DISTINCT dataset, file FROM rejects ORDER BY dataset, file")
+
+
+def visible_captions_of(db: Database, image_ids: list[str]) -> dict[str, list[str]]:
+    """Captions of these photos, for result cards; photos that are not visible are absent."""
+    return dict(db.fetch_all(
+        "SELECT c.image_id, list(c.text ORDER BY c.id) FROM captions c JOIN visible_images v ON v.id = c.image_id "
+        "WHERE list_contains(?, c.image_id) GROUP BY c.image_id", [list(image_ids)]))

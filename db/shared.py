@@ -22,6 +22,9 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
+import duckdb
+import pandas as pd
+
 from db.database import Database, DatabaseError
 
 LINGER_SECONDS = 2.0
@@ -140,3 +143,34 @@ class SharedDatabase:
         if self._users == 0 and self._db is not None:
             self._db.close()
             self._db = None
+
+
+class LeasedDatabase:
+    """The read/write interface of :class:`Database` over a SharedDatabase, holding the file only for each call.
+
+    For long-lived objects cached across page runs (a search index, a re-ranker): they keep this instead of a
+    Database, so caching them never keeps a pipeline stage out. A call made while a stage holds the file raises
+    DatabaseBusy."""
+
+    def __init__(self, shared: SharedDatabase) -> None:
+        self.shared = shared
+        self.path = shared.path
+        self.read_only = False
+
+    def fetch_all(self, sql: str, params: list | dict | None = None) -> list[tuple]:
+        with self.shared.use() as db:
+            return db.fetch_all(sql, params)
+
+    def fetch_df(self, sql: str, params: list | dict | None = None) -> pd.DataFrame:
+        with self.shared.use() as db:
+            return db.fetch_df(sql, params)
+
+    @contextmanager
+    def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self.shared.use() as db, db.cursor() as cur:
+            yield cur
+
+    @contextmanager
+    def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self.shared.use() as db, db.write() as cur:
+            yield cur

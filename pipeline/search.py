@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import unicodedata
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -77,8 +78,12 @@ class Searcher:
     Safe to share between threads (Streamlit sessions): building the index and the text cache are guarded by a
     lock; ranking itself only reads the index."""
 
-    def __init__(self, db: Database, encoder: Encoder, reranker: Reranker | None = None) -> None:
+    def __init__(self, db: Database, encoder: Encoder, reranker: Reranker | None = None, *,
+                 log_blocked: Callable[[str, query_block.QueryCheck, str | None], None] | None = None) -> None:
+        """``log_blocked`` records a refused query; by default it writes to ``db`` at once. The dashboard passes
+        its write queue instead, so a refused query is logged even while a pipeline stage holds the file."""
         self.db, self.encoder, self.reranker = db, encoder, reranker
+        self.log_blocked = log_blocked or (lambda query, verdict, user: query_block.log(db, query, verdict, user))
         self._index: VectorIndex | None = None
         self._texts: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
@@ -121,7 +126,7 @@ class Searcher:
         query, notices = clean_query(text)
         verdict = query_block.check(query)
         if verdict.blocked:
-            query_block.log(self.db, query, verdict, user)
+            self.log_blocked(query, verdict, user)
             return SearchResult(query, [], notices, query_block.LEGAL_NOTICE)
         vector = self.query_vector(query)
         ranked = self.index.top_k(vector, RERANK_DEPTH, 0) if rerank else self.index.top_k(vector, k, offset)

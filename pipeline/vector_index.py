@@ -103,7 +103,13 @@ class VectorIndex:
         query = np.asarray(query, dtype=np.float32).reshape(-1)
         if self._packed is None:
             scores = self._exact @ query
-            candidates = np.argpartition(-scores, wanted - 1)[:wanted] if wanted < len(scores) else np.arange(len(scores))
+            if wanted < len(scores):
+                # Every row tied with the last one wanted too: argpartition picks among ties arbitrarily, and
+                # page 2 (a larger `wanted`) must not pick differently from page 1.
+                kth = scores[np.argpartition(-scores, wanted - 1)[wanted - 1]]
+                candidates = np.flatnonzero(scores >= kth)
+            else:
+                candidates = np.arange(len(scores))
             exact = scores[candidates]
         else:
             row = torch.from_numpy(query)[None]

@@ -48,3 +48,15 @@ def test_quantized_index_reranks_to_the_exact_top_10() -> None:
 def test_mismatched_ids_are_refused() -> None:
     with pytest.raises(ValueError, match="2 ids for 3 vectors"):
         VectorIndex(["a", "b"], random_unit(3, 4, 0))
+
+
+def test_pages_never_repeat_or_skip_rows_tied_in_score() -> None:
+    """Many photos with the same vector (duplicates): page 2 must continue page 1, not re-pick among the ties."""
+    vectors = np.repeat(l2_normalise(np.eye(3, dtype=np.float32)), 20, axis=0)  # 3 groups of 20 identical rows
+    ids = [f"p{i}" for i in range(len(vectors))]
+    index = VectorIndex.build([(ids, vectors)], rows=len(ids))
+    query = l2_normalise(np.array([[1.0, 0.5, 0.0]], np.float32))[0]
+    pages = [index.top_k(query, 7, offset) for offset in range(0, 60, 7)]
+    seen = [image_id for page in pages for image_id, _ in page]
+    assert len(seen) == 60 and len(set(seen)) == 60
+    assert seen == [image_id for image_id, _ in index.top_k(query, 60)]

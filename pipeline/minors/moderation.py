@@ -20,6 +20,14 @@ class ModerationError(ValueError):
 
 def decide(db: Database, image_ids: Sequence[str], status: str, *, moderator: str, reason: str) -> int:
     """Set ``status`` for these photos as ``moderator``; checks everything before writing anything."""
+    ids = validate(db, image_ids, status, moderator=moderator, reason=reason)
+    with db.write() as cur:
+        return store.moderate(cur, ids, status, moderator.strip(), reason.strip())
+
+
+def validate(db: Database, image_ids: Sequence[str], status: str, *, moderator: str, reason: str) -> list[str]:
+    """The distinct photo ids, once status, moderator, reason and every id are known good; ModerationError
+    otherwise. The dashboard checks with this before it queues a decision."""
     ids = list(dict.fromkeys(image_ids))
     if status not in STATUSES:
         raise ModerationError(f"status must be one of {', '.join(STATUSES)}; got {status!r}")
@@ -32,5 +40,4 @@ def decide(db: Database, image_ids: Sequence[str], status: str, *, moderator: st
     unknown = sorted(set(ids) - store.existing_images(db, ids))
     if unknown:
         raise ModerationError(f"unknown photo ids: {', '.join(unknown[:10])}")
-    with db.write() as cur:
-        return store.moderate(cur, ids, status, moderator.strip(), reason.strip())
+    return ids

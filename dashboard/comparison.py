@@ -1,0 +1,198 @@
+"""Data and figures for the Model comparison page, kept apart from Streamlit so they can be unit-tested without it.
+
+The page reads `model_runs`, one run's out-of-fold predictions and `retrieval_metrics` in short blocks on the
+shared database (dashboard/context.py); everything here works on the DataFrames those reads return. Metrics are
+stored as JSON strings (db/models.py), so they are parsed once here into plain columns.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from db import embeddings
+from db import models as model_store
+from db.database import Database
+from pipeline import models
+from pipeline.rerank import RerankError, load_artifact
+
+# Keys of the metrics JSON that count things rather than measure the model.
+NOT_METRICS = ("fold", "pairs", "queries", "beats_baseline")
+# Shown first when present: the figures `python -m pipeline models` prints (pipeline/report.py).
+PREFERRED_METRICS = ("r2", "mse", "spearman", "tau_c_expert_1", "tau_c_expert_2", "tau_c_expert_3", "tau_b_crowd",
+                     "ndcg@10", "mrr")
+EXPERTS = ("expert_1", "expert_2", "expert_3")
+OFF = "off"  # the re-ranker choice that switches re-ranking off (run ids always contain slashes)
+TRAIN_COMMAND = "python -m pipeline train"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the page shows before a run is picked, read in one block."""
+
+    runs: pd.DataFrame  # model_store.runs: newest first, JSON columns as strings
+    reranker: str | None  # the run search re-ranks with, None when off
+    retrieval: pd.DataFrame  # embeddings.retrieval_metrics
+
+
+def load_snapshot(db: Database) -> Snapshot:
+    return Snapshot(model_store.runs(db), model_store.reranker(db), embeddings.retrieval_metrics(db))
+
+
+def _json(text: str | None) -> Any:
+    return json.loads(text) if text else {}
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def metric_keys(metrics: list[dict]) -> list[str]:
+    """Numeric metric names found in these metric objects: preferred ones first, the rest alphabetically."""
+    found = {key for one in metrics for key, value in one.items() if key not in NOT_METRICS and _is_number(value)}
+    return [key for key in PREFERRED_METRICS if key in found] + sorted(found - set(PREFERRED_METRICS))
+
+
+def runs_table(runs: pd.DataFrame, reranker: str | None) -> pd.DataFrame:
+    """One row per run with its pooled out-of-fold metrics as columns, which inputs it used, and whether search
+    re-ranks with it: the dashboard version of `python -m pipeline models`."""
+    metrics = [_json(text) for text in runs["metrics"]]
+    keys = metric_keys(metrics)
+    table = runs[["id", "target", "model", "feature_set", "uses_captions", "uses_images", "pairs", "feedback_pairs",
+                  "folds"]].copy()
+    for key in keys:
+        table[key] = [one.get(key, math.nan) for one in metrics]
+    table["beats_baseline"] = runs["beats_baseline"]
+    table["train_seconds"] = runs["train_seconds"]
+    table["predict_ms"] = runs["predict_ms"]
+    table["created"] = runs["created"]
+    table["reranks_search"] = runs["id"] == reranker
+    return table.reset_index(drop=True)
+
+
+def targets_of(runs: pd.DataFrame) -> list[str]:
+    """Targets with runs, the one trained most recently first (runs come newest first)."""
+    return list(dict.fromkeys(runs["target"]))
+
+
+def fold_metric_keys(runs: pd.DataFrame, target: str) -> list[str]:
+    """Metrics some fold of some run of ``target`` has a finite value for: the ones a fold spread exists for."""
+    folds = [fold for text in runs.loc[runs["target"] == target, "fold_metrics"] for fold in _json(text)]
+    return [key for key in metric_keys(folds)
+            if any(_is_number(fold.get(key)) and math.isfinite(fold[key]) for fold in folds)]
+
+
+def metric_bars(runs: pd.DataFrame, target: str, metric: str) -> pd.DataFrame:
+    """Per model x feature set of ``target`` (its newest run): mean and sample standard deviation of ``metric``
+    over the cross-validation folds (NaN folds skipped), their min and max, and the pooled out-of-fold value."""
+    newest = runs[runs["target"] == target].drop_duplicates(["model", "feature_set"])  # runs are newest first
+    rows = []
+    for run in newest.itertuples():
+        values = pd.Series([fold.get(metric) for fold in _json(run.fold_metrics)], dtype=float).dropna()
+        rows.append({"run_id": run.id, "model": run.model, "feature_set": run.feature_set,
+                     "uses_captions": bool(run.uses_captions), "mean": values.mean(), "std": values.std(),
+                     "min": values.min(), "max": values.max(), "folds": len(values),
+                     "pooled": _json(run.metrics).get(metric, math.nan)})
+    return pd.DataFrame(rows, columns=["run_id", "model", "feature_set", "uses_captions", "mean", "std", "min", "max",
+                                       "folds", "pooled"])
+
+
+def metric_bars_figure(bars: pd.DataFrame, metric: str) -> go.Figure:
+    """Grouped bars: one group per model, one bar per feature set; error bars one standard deviation over folds.
+    Caption-based feature sets are hatched, so the runs that need captioned photos stand out."""
+    figure = go.Figure()
+    for feature_set, group in bars.groupby("feature_set", sort=True):
+        figure.add_bar(
+            name=feature_set, x=group["model"], y=group["mean"],
+            error_y={"type": "data", "array": group["std"].fillna(0.0), "visible": True},
+            marker_pattern_shape=["/" if captions else "" for captions in group["uses_captions"]],
+            customdata=group[["folds", "min", "max", "pooled", "run_id"]],
+            hovertemplate=(f"%{{x}} / {feature_set}<br>{metric} mean %{{y:.3f}} over %{{customdata[0]}} folds"
+                           "<br>min %{customdata[1]:.3f}, max %{customdata[2]:.3f}"
+                           "<br>pooled out-of-fold %{customdata[3]:.3f}<br>%{customdata[4]}<extra></extra>"),
+        )
+    figure.update_layout(barmode="group", xaxis_title="model", yaxis_title=f"{metric} (mean over folds)",
+                         legend_title="feature set")
+    return figure
+
+
+def predicted_vs_actual_figure(predictions: pd.DataFrame) -> go.Figure:
+    """Every out-of-fold prediction against its target, coloured by fold, with the line of perfect predictions.
+    WebGL, because a COCO run has hundreds of thousands of pairs."""
+    figure = go.Figure()
+    figure.add_scattergl(
+        name="pairs", x=predictions["actual"], y=predictions["predicted"], mode="markers",
+        marker={"color": predictions["fold"], "colorscale": "Viridis", "opacity": 0.5, "size": 5,
+                "colorbar": {"title": "fold"}},
+        customdata=predictions[["image_id", "query_id", "fold"]],
+        hovertemplate="actual %{x:.3f}, predicted %{y:.3f}<br>%{customdata[0]}<br>query %{customdata[1]}"
+                      "<br>fold %{customdata[2]}<extra></extra>",
+    )
+    figure.add_scattergl(name="perfect", x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dash", "color": "grey"})
+    figure.update_layout(xaxis_title="actual relevance", yaxis_title="predicted (out of fold)", showlegend=False)
+    return figure
+
+
+def residuals_by_expert(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Residual (predicted - actual) of each pair the three experts rated, with the experts' mean score rounded
+    to the 1..4 scale (a mean of three integers is never halfway, so rounding has no ties). Pairs without expert
+    ratings (COCO, crowd-only Flickr pairs) are left out."""
+    rated = predictions.dropna(subset=list(EXPERTS))
+    return pd.DataFrame({
+        "expert_score": rated[list(EXPERTS)].astype(float).mean(axis=1).round().astype(int),
+        "residual": rated["predicted"] - rated["actual"],
+    }).reset_index(drop=True)
+
+
+def residuals_figure(residuals: pd.DataFrame) -> go.Figure:
+    figure = go.Figure()
+    for score, group in residuals.groupby("expert_score", sort=True):
+        figure.add_box(name=str(score), x=[str(score)] * len(group), y=group["residual"], boxpoints="outliers")
+    figure.add_hline(y=0, line_dash="dash", line_color="grey")
+    figure.update_layout(xaxis_title="experts' mean score (rounded; 1 = no match, 4 = describes the photo)",
+                         yaxis_title="residual (predicted - actual)", showlegend=False)
+    return figure
+
+
+def retrieval_tables(metrics: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per protocol: one row per encoder and data version, one column per metric."""
+    tables = {}
+    for protocol, group in metrics.groupby("protocol", sort=True):
+        wide = group.pivot_table(index=["encoder", "data_version"], columns="metric", values="value", aggfunc="first")
+        wide["created"] = group.groupby(["encoder", "data_version"])["created"].max()
+        tables[str(protocol)] = wide.reset_index().rename_axis(columns=None)
+    return tables
+
+
+def reranker_choices(runs: pd.DataFrame) -> list[str]:
+    """Off, then every run that can score pairs: all but the constant baseline, which scores every photo alike."""
+    return [OFF, *runs.loc[runs["model"] != models.CONSTANT, "id"]]
+
+
+def reranker_problem(run: dict | None, run_id: str) -> str | None:
+    """Why ``run`` (``model_store.run``'s row for ``run_id``) cannot re-rank search, or None when it can: the
+    cheap checks of `python -m pipeline use-reranker`, including the model file's sha256."""
+    if run is None:
+        return f"no model run {run_id!r}; it may have been removed. Reload the page."
+    if run["model"] == models.CONSTANT:
+        return "the constant baseline gives every photo the same score; choose another run"
+    try:
+        load_artifact(run)
+    except RerankError as exc:
+        return str(exc)
+    except Exception as exc:  # noqa: BLE001 - an unreadable model file is refused with its reason, never a traceback
+        return f"model file of run {run_id} cannot be loaded ({type(exc).__name__}: {exc}); train it again"
+    return None
+
+
+def describe_choice(run_id: str | None) -> str:
+    return "off: search ranks by the encoder alone" if run_id is None else f"`{run_id}`"
+
+
+def chosen_run_id(choice: str) -> str | None:
+    return None if choice == OFF else choice

@@ -1,0 +1,150 @@
+"""Live search for the dashboard: cached encoders and search indexes, flag writes, recent flags, label export.
+
+Encoders (seconds to load) and Searchers (the vector matrix of every visible photo) are ``st.cache_resource``
+singletons shared by all sessions. They hold a LeasedDatabase, never an open file, so caching them never keeps
+a pipeline stage out. A Searcher is keyed by an index version read on every page run (visible photos with
+vectors, the newest minors decision, the newest vector), so a photo the filter or a moderator withdraws is out
+of the next search; Searcher also checks every answer against `visible_images`.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import context
+from db import labels
+from db import embeddings as store
+from db import models as model_store
+from db.database import Database
+from db.shared import LeasedDatabase
+from db.write_queue import Outcome, Write
+from pipeline import bridge, encoders
+from pipeline.encoders.base import Encoder
+from pipeline.minors import lexicon, query_block
+from pipeline.rerank import Reranker
+from pipeline.search import Searcher, SearchResult
+
+RECENT_FLAGS = 10
+
+
+def _offline(db: Database, encoder_id: str) -> Encoder:
+    current = bridge.current_offline_encoder(db)
+    if current.id == encoder_id:
+        return current
+    zero_shot = encoders.load_encoder("offline")
+    if zero_shot.id == encoder_id:
+        return zero_shot
+    raise encoders.WeightsUnavailable(f"{encoder_id} was made with a bridge that is no longer current; run "
+                                      "`python -m pipeline embed` to re-embed with the current one")
+
+
+def _openclip(db: Database, encoder_id: str) -> Encoder:
+    encoder = encoders.load_encoder("openclip")
+    if encoder.id != encoder_id:
+        raise encoders.WeightsUnavailable(f"{encoder_id} is not the default open_clip model ({encoder.id})")
+    return encoder
+
+
+# Encoder id prefix -> how to load that encoder for a database. The extension point for new backends.
+ENCODER_LOADERS: dict[str, Callable[[Database, str], Encoder]] = {"offline-": _offline, "openclip-": _openclip}
+
+
+@dataclass(frozen=True)
+class SearchSetup:
+    """What the page offers, read in one block: encoders with visible vectors and the chosen re-rank run."""
+
+    encoders: list[str]
+    reranker_run: str | None
+    index_versions: dict[str, tuple]
+
+
+def read_setup(db: Database) -> SearchSetup:
+    frame = store.encoders_with_vectors(db)
+    ids = [e for e in frame["encoder_id"] if store.visible_vector_count(db, e)]
+    return SearchSetup(ids, model_store.reranker(db), {e: store.index_version(db, e) for e in ids})
+
+
+@st.cache_resource(max_entries=4)
+def encoder_for(db_path: str, encoder_id: str) -> Encoder:
+    leased = LeasedDatabase(context.shared_database(db_path))
+    for prefix, load in ENCODER_LOADERS.items():
+        if encoder_id.startswith(prefix):
+            return load(leased, encoder_id)
+    raise encoders.WeightsUnavailable(f"no loader for encoder {encoder_id}")
+
+
+@st.cache_resource(max_entries=8)
+def searcher_for(db_path: str, encoder_id: str, reranker_run: str | None, index_version: tuple) -> Searcher:
+    """One Searcher per encoder, re-rank run and index version; ``index_version`` is only part of the key."""
+    leased = LeasedDatabase(context.shared_database(db_path))
+    encoder = encoder_for(db_path, encoder_id)
+    reranker = Reranker(leased, reranker_run, encoder) if reranker_run else None
+    queue = context.write_queue(db_path)
+
+    def log_blocked(query: str, verdict: query_block.QueryCheck, user: str | None) -> None:
+        queue.submit("blocked_query", {"query": query, "matches": [m.as_dict() for m in verdict.matches],
+                                       "version": lexicon.RULE_SET_VERSION}, user or "(unknown)")
+
+    return Searcher(leased, encoder, reranker, log_blocked=log_blocked)
+
+
+@dataclass(frozen=True)
+class TimedResult:
+    result: SearchResult
+    milliseconds: float
+
+
+def run_search(searcher: Searcher, query: str, *, k: int, offset: int, min_score: float | None, rerank: bool,
+               user: str) -> TimedResult:
+    started = time.perf_counter()
+    result = searcher.search(query, k=k, offset=offset, min_score=min_score, user=user, rerank=rerank)
+    return TimedResult(result, (time.perf_counter() - started) * 1000)
+
+
+def flag_ops(query: str, encoder_id: str, flags: list[labels.Flag]) -> list[tuple[str, dict]]:
+    """The write operations for some verdicts on results of one query (checked before anything is queued)."""
+    for flag in flags:
+        labels.check(flag)
+    return [("label", {"query": query, "encoder": encoder_id, "flag": flag.__dict__}) for flag in flags]
+
+
+def flag(query: str, encoder_id: str, flags: list[labels.Flag]) -> list[Outcome]:
+    """Store verdicts as the signed-in user: the same code path for one flag, a bulk flag and the load benchmark."""
+    return context.submit(flag_ops(query, encoder_id, flags))
+
+
+def undo(write_key: str) -> list[Outcome]:
+    return context.submit([("undo_label", {"write_key": write_key})])
+
+
+def recent_flags(db: Database, pending: list[Write], user: str, limit: int = RECENT_FLAGS) -> pd.DataFrame:
+    """The user's newest flags: queued ones (not in the database yet) first, then stored ones."""
+    undone = {w.payload["write_key"] for w in pending if w.op == "undo_label"}
+    queued = pd.DataFrame([{"created": pd.Timestamp(w.submitted), "query": w.payload["query"],
+                            "image_id": w.payload["flag"]["image_id"], "rank": w.payload["flag"]["rank"],
+                            "verdict": w.payload["flag"]["verdict"], "comment": w.payload["flag"]["comment"],
+                            "write_key": w.key, "state": "queued"}
+                           for w in pending if w.op == "label" and w.key not in undone])
+    stored = labels.recent(db, user, limit).assign(state="saved")
+    stored = stored[~stored["write_key"].isin(undone)]
+    frames = [f for f in (queued, stored) if not f.empty]
+    columns = ["created", "query", "image_id", "rank", "verdict", "comment", "write_key", "state"]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[columns].head(limit)
+
+
+def labels_csv(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode("utf-8")
+
+
+def labels_parquet(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()

@@ -1,0 +1,89 @@
+"""Logic of the Minors review page: the moderation queue with the caption words that fired, exports.
+
+Kept apart from Streamlit so highlighting and shaping are unit-tested without it. This is the one place in the
+dashboard that shows photos the minors filter excluded or holds for review: app.py registers its page for
+moderators only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pandas as pd
+
+from db import minors
+from db.database import Database
+
+QUEUE_STATUSES = ("pending_review", "excluded")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$:])")
+
+
+def escape(text: str) -> str:
+    """Caption text shown literally in st.markdown (captions may hold *, _, [ ] and the like)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def highlight(caption: str, spans: list[tuple[int, int]]) -> str:
+    """Markdown of the caption with each fired span on a red background; overlapping spans are merged."""
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    parts, last = [], 0
+    for start, end in merged:
+        parts += [escape(caption[last:start]), f":red-background[**{escape(caption[start:end])}**]"]
+        last = end
+    return "".join(parts) + escape(caption[last:])
+
+
+def reasons_of(reasons_json: str | dict) -> dict:
+    reasons = json.loads(reasons_json) if isinstance(reasons_json, str) else dict(reasons_json or {})
+    # A moderator decision keeps the rule's reasons under "previous": show what fired originally.
+    previous = reasons.get("previous")
+    if previous and "matches" not in reasons:
+        inner = json.loads(previous) if isinstance(previous, str) else previous
+        reasons = {**inner, "moderator_reason": reasons.get("moderator_reason")}
+    return reasons
+
+
+def fired_captions(reasons_json: str | dict) -> list[str]:
+    """One highlighted markdown line per caption whose words fired, with the matched words marked."""
+    spans: dict[str, list[tuple[int, int]]] = {}
+    for match in reasons_of(reasons_json).get("matches", []):
+        if "caption" in match and "span" in match:
+            spans.setdefault(match["caption"], []).append(tuple(match["span"]))
+    return [highlight(caption, caption_spans) for caption, caption_spans in spans.items()]
+
+
+def reason_summary(reasons_json: str | dict) -> str:
+    """Short text for the queue table: the rule, the words that fired, a moderator's reason."""
+    reasons = reasons_of(reasons_json)
+    words = sorted({m["text"].lower() for m in reasons.get("matches", []) if "text" in m})
+    parts = [str(reasons.get("rule", "moderator decision"))]
+    if words:
+        parts.append("words: " + ", ".join(words))
+    if reasons.get("moderator_reason"):
+        parts.append(f"moderator: {reasons['moderator_reason']}")
+    return "; ".join(parts)
+
+
+def load_queue(db: Database, statuses: list[str], dataset: str | None, text: str | None) -> pd.DataFrame:
+    """Decisions with the given statuses, filtered by dataset and by text in the photo id or the reasons."""
+    frame = minors.decisions(db, statuses or list(QUEUE_STATUSES))
+    if dataset:
+        frame = frame[frame["dataset"] == dataset]
+    frame = frame.assign(reason=frame["reasons"].map(reason_summary) if not frame.empty else [])
+    if text:
+        needle = text.lower()
+        frame = frame[frame["image_id"].str.lower().str.contains(needle, regex=False)
+                      | frame["reasons"].astype(str).str.lower().str.contains(needle, regex=False)]
+    return frame.reset_index(drop=True)
+
+
+def queue_export(frame: pd.DataFrame) -> bytes:
+    columns = ["image_id", "dataset", "status", "reason", "decided_by", "moderator", "decided_at",
+               "rule_set_version", "reasons"]
+    return frame[[c for c in columns if c in frame]].to_csv(index=False).encode("utf-8")

@@ -1,0 +1,107 @@
+"""The Minors review page through AppTest: moderators only, the queue with fired words highlighted, decisions one
+by one and in bulk recorded with the moderator and reason, the audit trail; plus minors_review.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard import context, minors_review
+from dashboard_support import APP, DATA, MODERATOR, PRODUCT, TIMEOUT, open_app
+from db.database import Database
+from pipeline.cli import main as pipeline_main
+from test_search_page import colour_photos
+
+
+@pytest.fixture
+def minors_db(tmp_path: Path) -> Path:
+    """24 photos; c/1's caption names a boy (excluded); c/2's says 'girl' in a doubtful way (pending)."""
+    path = tmp_path / "studio.duckdb"
+    data = colour_photos(tmp_path / "c")
+    captions = json.loads((data / "annotations" / "captions_val2017.json").read_text())
+    captions["annotations"][1]["caption"] = "Two girls, maybe teenagers, by a green wall."
+    (data / "annotations" / "captions_val2017.json").write_text(json.dumps(captions))
+    assert pipeline_main(["ingest", "--data", str(data), "--db", str(path), "--quiet"]) == 0
+    assert pipeline_main(["filter", "--db", str(path), "--quiet"]) == 0
+    return path
+
+
+def decisions(path: Path) -> dict[str, tuple]:
+    assert context.write_queue(str(path)).flush(10)
+    with Database(path) as db:
+        return {r[0]: r[1:] for r in db.fetch_all("SELECT image_id, status, decided_by, moderator FROM minors_decisions")}
+
+
+def test_only_moderators_have_the_page(monkeypatch: pytest.MonkeyPatch, minors_db: Path) -> None:
+    """For other roles the page is not registered at all, and the script itself refuses them too."""
+    for user in (DATA, PRODUCT):
+        with pytest.raises(ValueError, match="Could not find a navigation page") as refused:
+            open_app(monkeypatch, minors_db, user, page="minors_page.py")
+        known = str(refused.value).split("Known pages:")[1]
+        assert "search_page.py" in known and "minors_page.py" not in known
+        alone = AppTest.from_file(APP.parent / "minors_page.py", default_timeout=TIMEOUT)
+        alone.session_state[context.USER_KEY] = user
+        alone.run()
+        assert alone.error[0].value == "This page is for moderators." and not alone.image and not alone.markdown
+    at = open_app(monkeypatch, minors_db, MODERATOR, page="minors_page.py")
+    assert at.title[0].value == "Minors review"
+
+
+def test_queue_shows_reasons_with_the_fired_words_highlighted(monkeypatch: pytest.MonkeyPatch,
+                                                             minors_db: Path) -> None:
+    at = open_app(monkeypatch, minors_db, MODERATOR, page="minors_page.py")
+    states = decisions(minors_db)
+    queued = sorted(i for i, (status, *_ ) in states.items() if status != "cleared")
+    assert "c/1" in queued
+    assert at.multiselect(key="minors_bulk_ids").options == queued
+    assert "A :red-background[**little boy**] in a green room\\." in [m.value for m in at.markdown]
+    assert {m.label: m.value for m in at.metric}["Excluded"] == str(sum(s[0] == "excluded" for s in states.values()))
+
+
+def test_a_decision_needs_a_reason_and_is_audited(monkeypatch: pytest.MonkeyPatch, minors_db: Path) -> None:
+    at = open_app(monkeypatch, minors_db, MODERATOR, page="minors_page.py")
+    at.selectbox(key="minors_status_c/1").select("cleared")
+    at.button(key="minors_decide_c/1").click().run()
+    assert "reason is required" in at.error[0].value
+    assert decisions(minors_db)["c/1"][0] == "excluded"
+
+    at.text_input(key="minors_reason_c/1").input("toy figure, not a child")
+    at.button(key="minors_decide_c/1").click().run()
+    assert not at.exception
+    assert decisions(minors_db)["c/1"] == ("cleared", "moderator", "mona")
+    with Database(minors_db) as db:
+        audit = db.fetch_all("SELECT image_id, moderator, old_status, new_status, reason FROM moderation_audit")
+    assert audit == [("c/1", "mona", "excluded", "cleared", "toy figure, not a child")]
+    assert "c/1" not in at.multiselect(key="minors_bulk_ids").options  # cleared: out of the queue
+    assert any("toy figure" in str(df.value.values) for df in at.dataframe)  # the audit trail table
+
+
+def test_bulk_decision_on_every_photo_of_the_page(monkeypatch: pytest.MonkeyPatch, minors_db: Path) -> None:
+    at = open_app(monkeypatch, minors_db, MODERATOR, page="minors_page.py")
+    queued = at.multiselect(key="minors_bulk_ids").options
+    at.checkbox(key="minors_bulk_all").check().run()
+    at.selectbox(key="minors_bulk_status").select("excluded")
+    at.text_input(key="minors_bulk_reason").input("confirmed on review")
+    at.button(key="minors_bulk_apply").click().run()
+    assert not at.exception
+    states = decisions(minors_db)
+    assert all(states[i] == ("excluded", "moderator", "mona") for i in queued)
+    with Database(minors_db) as db:
+        assert db.fetch_all("SELECT count(*) FROM moderation_audit WHERE reason = 'confirmed on review'")[0][0] \
+            == len(queued)
+
+
+def test_highlight_merges_overlaps_and_escapes_markdown() -> None:
+    assert minors_review.highlight("A little boy *here*", [(2, 12), (9, 12)]) == \
+        "A :red-background[**little boy**] \\*here\\*"
+    reasons = {"rule": "caption-child-words", "matches": [
+        {"caption": "A boy and a kid.", "text": "boy", "span": [2, 5]},
+        {"caption": "A boy and a kid.", "text": "kid", "span": [12, 15]}]}
+    assert minors_review.fired_captions(json.dumps(reasons)) == [
+        "A :red-background[**boy**] and a :red-background[**kid**]\\."]
+    assert minors_review.reason_summary(reasons) == "caption-child-words; words: boy, kid"
+    moderated = {"moderator_reason": "toy", "previous": json.dumps(reasons)}
+    assert minors_review.reason_summary(moderated) == "caption-child-words; words: boy, kid; moderator: toy"

@@ -1,0 +1,263 @@
+"""The Model comparison page through AppTest on a database with real runs (two targets trained with the colour
+encoder), the re-ranker choice as a journalled write, and comparison.py on small frames."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from builders import flickr_dir, ingest
+from dashboard import comparison
+from dashboard_support import DATA, MODERATOR, PRODUCT, frame_with_column, open_app, plotly_values
+from db import embeddings
+from db import models as model_store
+from db.database import Database
+from fakes import ColourEncoder
+from pipeline import train
+from pipeline.embed import embed
+from test_train import colour_coco
+
+COCO_TARGET, EXPERT_TARGET = "c/category-pairs", "f/expert"
+FOLDS = 3
+PAGE = "models_page.py"
+
+
+def expert_flickr(root: Path) -> Path:
+    """Twelve captioned Flickr photos, each rated by three experts against three captions: 36 expert pairs."""
+    colours = ["red", "green", "blue"]
+    names = [f"{1000000000 + i}_{i:010x}.jpg" for i in range(12)]
+    tokens = [f"{name}#{k}\tA {colours[i % 3]} scene number {i} take {k} ." for i, name in enumerate(names)
+              for k in range(2)]
+    expert = [f"{name}\t{names[(i + d) % 12]}#0\t{1 + (i + d) % 4}\t{1 + (i + 2 * d) % 4}\t{1 + (i * d) % 4}"
+              for i, name in enumerate(names) for d in range(3)]
+    return flickr_dir(root, tokens=tokens, expert=expert, crowd=[])
+
+
+@pytest.fixture(scope="module")
+def models_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """COCO category pairs (image and caption features) and Flickr expert pairs (captions), each with the
+    constant, zero-shot and ridge models over three folds, plus two retrieval metrics; built once."""
+    root = tmp_path_factory.mktemp("models")
+    path = root / "studio.duckdb"
+    encoder = ColourEncoder()
+    with Database(path) as db:
+        ingest(db, colour_coco(root / "c"))
+        ingest(db, expert_flickr(root / "f"))
+        embed(db, encoder, workers=0, quiet=True)
+        for kind, sets in (("category-pairs", ["image", "captions"]), ("expert", ["captions"])):
+            prepared = train.prepare(db, encoder, target=kind, feature_set_names=sets, folds=FOLDS)
+            train.train(db, encoder, prepared, ["zero-shot", "ridge"], artifacts=root / "models", threads=1,
+                        quiet=True)
+        with db.write() as cur:
+            embeddings.save_metrics(cur, "colour-test", "coco-caption", {"recall@1": 0.25, "mrr": 0.5}, "c@1", {})
+    return path
+
+
+def runs_of(path: Path) -> pd.DataFrame:
+    with Database(path) as db:
+        return model_store.runs(db)
+
+
+def run_id(path: Path, target: str, feature_set: str, model: str) -> str:
+    runs = runs_of(path)
+    return runs.loc[(runs["target"] == target) & (runs["feature_set"] == feature_set) & (runs["model"] == model),
+                    "id"].iloc[0]
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def reranker_setting(path: Path) -> tuple[str | None, dict | None]:
+    """The chosen run and the raw settings value (read-write: this process already holds the file so)."""
+    with Database(path) as db:
+        raw = db.fetch_all("SELECT value FROM settings WHERE key = ?", [model_store.RERANKER_KEY])
+        return model_store.reranker(db), json.loads(raw[0][0]) if raw else None
+
+
+# ------------------------------------------------------------------------------------------------------ page
+def test_page_shows_runs_widgets_and_retrieval_metrics(monkeypatch: pytest.MonkeyPatch, models_db: Path) -> None:
+    at = open_app(monkeypatch, models_db, page=PAGE)
+    assert at.title[0].value == "Model comparison"
+    runs = frame_with_column(at, "uses_captions")
+    assert len(runs) == len(runs_of(models_db)) == 8
+    captions = runs[runs["uses_captions"]]
+    assert set(captions["feature_set"]) == {"captions"} and len(captions) == 4
+    assert {"r2", "mse", "spearman", "tau_c_expert_1"} <= set(runs.columns)
+    for key in ("models_target", "models_metric", "models_run", "models_reranker"):
+        assert at.selectbox(key=key) is not None
+    assert at.button(key="models_reranker_apply") is not None
+    assert set(at.selectbox(key="models_target").options) == {COCO_TARGET, EXPERT_TARGET}
+    assert at.selectbox(key="models_metric").options[:3] == ["r2", "mse", "spearman"]
+    retrieval = frame_with_column(at, "recall@1")
+    assert retrieval.to_dict("records")[0] | {"created": None} == {
+        "encoder": "colour-test", "data_version": "c@1", "mrr": 0.5, "recall@1": 0.25, "created": None}
+
+
+def test_bars_are_fold_means_with_fold_std(monkeypatch: pytest.MonkeyPatch, models_db: Path) -> None:
+    at = open_app(monkeypatch, models_db, page=PAGE)
+    at.selectbox(key="models_target").select(COCO_TARGET)
+    at.selectbox(key="models_metric").select("mse")
+    at.run()
+    assert not at.exception
+    runs = runs_of(models_db)
+    expected = {}
+    for run in runs[runs["target"] == COCO_TARGET].itertuples():
+        values = pd.Series([fold["mse"] for fold in json.loads(run.fold_metrics)])
+        assert len(values) == FOLDS
+        expected[(run.feature_set, run.model)] = (values.mean(), values.std())
+    bars = charts(at)[0]
+    got = {(trace["name"], model): (mean, std) for trace in bars["data"]
+           for model, mean, std in zip(plotly_values(trace["x"]), plotly_values(trace["y"]),
+                                       plotly_values(trace["error_y"]["array"]))}
+    assert got.keys() == expected.keys() and len(got) == 5  # constant/none + {zero-shot, ridge} x {image, captions}
+    for key, (mean, std) in expected.items():
+        assert got[key] == pytest.approx((mean, std)), key
+
+
+def test_predicted_vs_actual_has_every_out_of_fold_pair(monkeypatch: pytest.MonkeyPatch, models_db: Path) -> None:
+    ridge = run_id(models_db, COCO_TARGET, "image", "ridge")
+    at = open_app(monkeypatch, models_db, page=PAGE)
+    at.selectbox(key="models_target").select(COCO_TARGET).run()
+    at.selectbox(key="models_run").select(ridge).run()
+    assert not at.exception
+    with Database(models_db) as db:
+        stored = int(db.fetch_all("SELECT count(*) FROM model_predictions WHERE run_id = ?", [ridge])[0][0])
+    scatter = next(trace for spec in charts(at) for trace in spec["data"] if trace.get("name") == "pairs")
+    assert len(plotly_values(scatter["x"])) == len(plotly_values(scatter["y"])) == stored == 300
+    # COCO pairs have no expert ratings: a caption explains the missing residual chart.
+    assert any("no residual by expert score" in c.value for c in at.caption)
+
+
+def test_residuals_by_expert_score_for_an_expert_run(monkeypatch: pytest.MonkeyPatch, models_db: Path) -> None:
+    ridge = run_id(models_db, EXPERT_TARGET, "captions", "ridge")
+    at = open_app(monkeypatch, models_db, page=PAGE)
+    at.selectbox(key="models_target").select(EXPERT_TARGET).run()
+    at.selectbox(key="models_run").select(ridge).run()
+    assert not at.exception
+    boxes = [trace for spec in charts(at) for trace in spec["data"] if trace["type"] == "box"]
+    with Database(models_db) as db:
+        expected = comparison.residuals_by_expert(model_store.predictions(db, ridge))
+    assert sum(len(plotly_values(box["y"])) for box in boxes) == len(expected) == 36
+    assert sorted(box["name"] for box in boxes) == sorted(str(s) for s in expected["expert_score"].unique())
+
+
+def test_data_user_chooses_the_reranker_and_the_write_records_them(monkeypatch: pytest.MonkeyPatch,
+                                                                   models_db: Path) -> None:
+    ridge = run_id(models_db, COCO_TARGET, "image", "ridge")
+    at = open_app(monkeypatch, models_db, user=DATA, page=PAGE)
+    assert comparison.OFF in at.selectbox(key="models_reranker").options
+    assert not any("/constant/" in option for option in at.selectbox(key="models_reranker").options)
+    at.selectbox(key="models_reranker").select(ridge)
+    at.button(key="models_reranker_apply").click().run()
+    assert not at.exception and not at.error
+    chosen, value = reranker_setting(models_db)
+    assert chosen == ridge and value["chosen_by"] == DATA.name
+    with Database(models_db) as db:
+        users = db.fetch_all("SELECT user_name, error FROM applied_writes WHERE op = 'reranker'")
+    assert (DATA.name, None) in users
+    assert any(ridge in m.value for m in at.markdown if m.value.startswith("Search re-ranks with"))
+
+    at.selectbox(key="models_reranker").select(comparison.OFF)
+    at.button(key="models_reranker_apply").click().run()
+    assert reranker_setting(models_db)[0] is None
+
+
+@pytest.mark.parametrize("user", [PRODUCT, MODERATOR])
+def test_other_roles_see_the_choice_read_only(monkeypatch: pytest.MonkeyPatch, models_db: Path, user) -> None:
+    at = open_app(monkeypatch, models_db, user=user, page=PAGE)
+    keys = {widget.key for widget in [*at.selectbox, *at.button]}
+    assert "models_reranker" not in keys and "models_reranker_apply" not in keys
+    assert "models_target" in keys  # every role sees the comparison itself
+    assert any(m.value.startswith("Search re-ranks with") for m in at.markdown)
+
+
+def test_an_altered_model_file_is_refused(monkeypatch: pytest.MonkeyPatch, models_db: Path) -> None:
+    ridge = run_id(models_db, EXPERT_TARGET, "captions", "ridge")
+    with Database(models_db) as db:
+        artifact = Path(model_store.run(db, ridge)["artifact"])
+    original = artifact.read_bytes()
+    artifact.write_bytes(original + b"tampered")
+    try:
+        before = reranker_setting(models_db)
+        at = open_app(monkeypatch, models_db, user=DATA, page=PAGE)
+        at.selectbox(key="models_reranker").select(ridge)
+        at.button(key="models_reranker_apply").click().run()
+        assert not at.exception
+        assert "does not match the sha256" in at.error[0].value
+        assert reranker_setting(models_db) == before
+    finally:
+        artifact.write_bytes(original)
+
+
+def test_empty_database_names_the_train_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    Database(tmp_path / "empty.duckdb").close()
+    at = open_app(monkeypatch, tmp_path / "empty.duckdb", page=PAGE)
+    message = at.info[0].value
+    assert "python -m pipeline train" in message and str(tmp_path / "empty.duckdb") in message
+    assert not at.get("plotly_chart") and not at.selectbox
+    assert any("evaluate-retrieval" in c.value for c in at.caption)
+
+
+# ------------------------------------------------------------------------------------------------ comparison.py
+def _runs(rows: list[dict]) -> pd.DataFrame:
+    defaults = {"uses_captions": False, "uses_images": True, "pairs": 10, "feedback_pairs": 0, "folds": 2,
+                "beats_baseline": None, "train_seconds": 1.0, "predict_ms": 1.0, "created": None}
+    return pd.DataFrame([defaults | row for row in rows])
+
+
+def test_metric_bars_take_the_newest_run_and_skip_nan_folds() -> None:
+    folds = lambda *r2: json.dumps([{"fold": i, "r2": v, "pairs": 5} for i, v in enumerate(r2)])  # noqa: E731
+    runs = _runs([
+        {"id": "t/new", "target": "t", "model": "ridge", "feature_set": "image", "metrics": '{"r2": 0.5}',
+         "fold_metrics": folds(0.4, 0.6, math.nan)},
+        {"id": "t/old", "target": "t", "model": "ridge", "feature_set": "image", "metrics": '{"r2": 0.1}',
+         "fold_metrics": folds(0.0, 0.2)},
+        {"id": "u/x", "target": "u", "model": "ridge", "feature_set": "image", "metrics": '{"r2": 0.9}',
+         "fold_metrics": folds(0.9, 0.9)},
+    ])
+    bars = comparison.metric_bars(runs, "t", "r2")
+    assert bars[["run_id", "folds", "pooled", "min", "max"]].to_dict("records") == [
+        {"run_id": "t/new", "folds": 2, "pooled": 0.5, "min": 0.4, "max": 0.6}]
+    assert bars.at[0, "mean"] == pytest.approx(0.5) and bars.at[0, "std"] == pytest.approx(math.sqrt(0.02))
+    assert comparison.fold_metric_keys(runs, "t") == ["r2"]  # counts such as pairs are no metric
+
+
+def test_residuals_use_the_rounded_mean_of_the_three_experts() -> None:
+    predictions = pd.DataFrame({
+        "actual": [0.0, 1.0, 0.5, 0.2], "predicted": [0.25, 0.5, 0.5, 0.2],
+        "expert_1": [1, 4, 2, None], "expert_2": [1, 4, 3, None], "expert_3": [2, 3, 3, None],
+    })
+    residuals = comparison.residuals_by_expert(predictions)
+    assert residuals.to_dict("records") == [{"expert_score": 1, "residual": 0.25},
+                                            {"expert_score": 4, "residual": -0.5},
+                                            {"expert_score": 3, "residual": 0.0}]
+    figure = comparison.residuals_figure(residuals)
+    assert [trace.name for trace in figure.data] == ["1", "3", "4"]
+
+
+def test_reranker_problem_checks_run_model_and_file(tmp_path: Path) -> None:
+    assert "no model run" in comparison.reranker_problem(None, "t/x")
+    assert "constant" in comparison.reranker_problem({"id": "t/c", "model": "constant"}, "t/c")
+    missing = {"id": "t/r", "model": "ridge", "artifact": str(tmp_path / "gone.joblib"), "artifact_sha256": "0"}
+    assert "missing" in comparison.reranker_problem(missing, "t/r")
+    assert comparison.reranker_choices(_runs([{"id": "a/c", "model": "constant"}, {"id": "a/r", "model": "ridge"}])) \
+        == [comparison.OFF, "a/r"]
+    assert comparison.chosen_run_id(comparison.OFF) is None and comparison.chosen_run_id("a/r") == "a/r"
+
+
+def test_retrieval_tables_have_one_table_per_protocol() -> None:
+    metrics = pd.DataFrame({"encoder": ["e", "e", "e"], "protocol": ["p", "p", "q"],
+                            "metric": ["mrr", "recall@1", "mrr"],
+                            "value": [0.5, 0.2, 0.7], "data_version": ["v", "v", "v"],
+                            "created": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"]), "details": "{}"})
+    tables = comparison.retrieval_tables(metrics)
+    assert list(tables) == ["p", "q"]
+    assert tables["p"][["encoder", "mrr", "recall@1"]].to_dict("records") == [
+        {"encoder": "e", "mrr": 0.5, "recall@1": 0.2}]
+    assert tables["p"].at[0, "created"] == pd.Timestamp("2024-01-02")

@@ -1,0 +1,143 @@
+"""The Live search page through AppTest: widgets, results from visible photos only, flags (one, bulk) written as
+one row each with who/what, undo, the legal notice for a blocked query, cut-off and paging, empty states."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from builders import coco_dir
+from dashboard import context, live_search
+from dashboard_support import MODERATOR, PRODUCT, open_app
+from db.database import Database
+from fakes import ColourEncoder
+from pipeline.cli import main as pipeline_main
+from pipeline.embed import embed
+from test_embed import solid
+
+COLOURS = {"red": (220, 20, 20), "green": (20, 200, 20), "blue": (20, 20, 220)}
+CHILD_PHOTO = "c/1"  # its caption names a boy: the minors filter excludes it
+
+
+def colour_photos(root: Path, photos: int = 24) -> Path:
+    names = list(COLOURS)
+    images, captions, files = [], [], {}
+    for i in range(1, photos + 1):
+        colour = names[i % 3]
+        images.append({"id": i, "file_name": f"{i:012d}.png", "width": 16, "height": 16})
+        files[f"{i:012d}.png"] = solid(COLOURS[colour])
+        text = f"A little boy in a {colour} room." if i == 1 else f"A {colour} wall, photo {i}."
+        captions.append({"id": 10 * i, "image_id": i, "caption": text})
+    return coco_dir(root, images=images, captions=captions, files=files)
+
+
+@pytest.fixture(scope="module")
+def search_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("search_page")
+    path = root / "studio.duckdb"
+    assert pipeline_main(["ingest", "--data", str(colour_photos(root / "c")), "--db", str(path), "--quiet"]) == 0
+    assert pipeline_main(["filter", "--db", str(path), "--quiet"]) == 0
+    with Database(path) as db:
+        embed(db, ColourEncoder(), workers=0, quiet=True)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def colour_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(live_search.ENCODER_LOADERS, "colour-", lambda db, encoder_id: ColourEncoder())
+
+
+def labels_of(path: Path, user: str) -> list[tuple]:
+    assert context.write_queue(str(path)).flush(10)
+    with Database(path) as db:
+        return db.fetch_all("SELECT user_name, query, image_id, encoder, rank, verdict, comment FROM labels "
+                            "WHERE user_name = ? ORDER BY id", [user])
+
+
+def search(monkeypatch: pytest.MonkeyPatch, path: Path, query: str, user=PRODUCT):
+    at = open_app(monkeypatch, path, user, page="search_page.py")
+    at.text_input(key="search_query").input(query).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def result_ids(at) -> list[str]:
+    return [cb.key.removeprefix("sel_") for cb in at.checkbox if cb.key and cb.key.startswith("sel_")]
+
+
+def test_widgets_and_results_from_visible_photos_only(monkeypatch: pytest.MonkeyPatch, search_db: Path) -> None:
+    at = search(monkeypatch, search_db, "red")
+    assert at.selectbox(key="search_encoder").options == ["colour-test"]
+    assert at.toggle(key="search_rerank").disabled  # no re-rank model chosen
+    assert at.slider(key="search_min_score").value == -1.0
+    ids = result_ids(at)
+    assert len(ids) == 12 and CHILD_PHOTO not in ids  # a page of 12; the boy's photo is excluded
+    assert all(int(i.removeprefix("c/")) % 3 == 0 for i in ids[:8])  # the 8 red photos rank first
+    assert any("answered in" in c.value for c in at.caption)
+    assert len(at.get("image")) == 12
+
+
+def test_a_flag_writes_one_row_and_undo_removes_it(monkeypatch: pytest.MonkeyPatch, search_db: Path) -> None:
+    at = search(monkeypatch, search_db, "green", user=PRODUCT)
+    first = result_ids(at)[0]
+    at.text_input(key=f"note_{first}").input("great match").run()
+    at.button(key=f"relevant_{first}").click().run()
+    assert not at.exception
+    assert labels_of(search_db, PRODUCT.name) == [("rita", "green", first, "colour-test", 1, "relevant", "great match")]
+    undo = [b for b in at.button if b.key and b.key.startswith("undo_")]
+    assert len(undo) == 1
+    undo[0].click().run()
+    assert labels_of(search_db, PRODUCT.name) == []
+    assert not [b for b in at.button if b.key and b.key.startswith("undo_")]
+
+
+def test_bulk_flag_writes_one_row_per_selected_result(monkeypatch: pytest.MonkeyPatch, search_db: Path) -> None:
+    at = search(monkeypatch, search_db, "blue", user=MODERATOR)
+    chosen = result_ids(at)[:3]
+    for image_id in chosen:
+        at.checkbox(key=f"sel_{image_id}").check()
+    at.selectbox(key="search_bulk_verdict").select("offensive")
+    at.button(key="search_bulk_flag").click().run()
+    rows = labels_of(search_db, MODERATOR.name)
+    assert [(r[2], r[4], r[5]) for r in rows] == [(i, rank, "offensive") for rank, i in enumerate(chosen, 1)]
+    assert not any(at.checkbox(key=f"sel_{i}").value for i in chosen)  # the selection is cleared
+
+
+def test_a_blocked_query_gets_the_legal_notice_and_is_logged(monkeypatch: pytest.MonkeyPatch,
+                                                            search_db: Path) -> None:
+    at = search(monkeypatch, search_db, "a little girl on a beach")
+    assert "children under 16" in at.error[0].value
+    assert result_ids(at) == []
+    assert context.write_queue(str(search_db)).flush(10)
+    with Database(search_db) as db:
+        logged = db.fetch_all("SELECT query, user_name FROM blocked_queries")
+    assert ("a little girl on a beach", PRODUCT.name) in logged
+
+
+def test_cut_off_and_paging(monkeypatch: pytest.MonkeyPatch, search_db: Path) -> None:
+    at = search(monkeypatch, search_db, "red")
+    everything = result_ids(at)
+    at.number_input(key="search_page").set_value(2).run()
+    second = result_ids(at)
+    assert len(second) == 24 - 1 - 12 and not set(second) & set(everything)  # page 2 holds ranks 13..23
+    assert any("#13" in m.value for m in at.markdown)
+    at.number_input(key="search_page").set_value(1).run()
+    at.slider(key="search_min_score").set_value(0.9).run()
+    assert 0 < len(result_ids(at)) <= len(everything)
+    assert all(float(m.value.split("score **")[1].split("**")[0]) >= 0.9 for m in at.markdown if "score **" in m.value)
+
+
+def test_empty_state_names_the_commands(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    Database(tmp_path / "empty.duckdb").close()
+    at = open_app(monkeypatch, tmp_path / "empty.duckdb", PRODUCT, page="search_page.py")
+    assert "python -m pipeline embed" in at.info[0].value
+
+
+def test_labels_export_as_csv_and_parquet(tmp_path: Path) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"id": [1], "user_name": ["rita"], "verdict": ["relevant"]})
+    assert live_search.labels_csv(frame).decode().splitlines() == ["id,user_name,verdict", "1,rita,relevant"]
+    (tmp_path / "l.parquet").write_bytes(live_search.labels_parquet(frame))
+    assert pd.read_parquet(tmp_path / "l.parquet").equals(frame)
