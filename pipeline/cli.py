@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import getpass
+import secrets
 import sys
 import time
 import traceback
 from pathlib import Path
 
+from dashboard import users
 from db import reads
 from db.database import Database, DatabaseError
 from db.shared import pipeline_claim
@@ -86,6 +89,14 @@ def _parser() -> argparse.ArgumentParser:
     use = stages.add_parser("use-reranker", parents=[common], help="choose the run that re-ranks search results")
     use.add_argument("run_id", help="a model run id, or 'none' to switch re-ranking off")
     use.add_argument("--by", required=True, help="who chooses (recorded)")
+    au = stages.add_parser("add-user", parents=[common], help="add or replace a dashboard user (users file)")
+    au.add_argument("name", help="user name, or the e-mail an OIDC provider reports (with --oidc)")
+    au.add_argument("--role", required=True, choices=users.ROLES)
+    au.add_argument("--users", help="users file (default: $STUDIO_USERS, else users.json beside --db)")
+    how = au.add_mutually_exclusive_group()
+    how.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    how.add_argument("--generate-password", action="store_true", help="make up a password and print it once")
+    how.add_argument("--oidc", action="store_true", help="signs in through st.login (OIDC); no password")
     er = stages.add_parser("evaluate-rerank", parents=[common],
                            help="COCO Recall@1 with and without re-ranking by a run's model (refitted per fold)")
     er.add_argument("run_id", nargs="?", help="a category-pairs run (default: the chosen re-ranker)")
@@ -316,6 +327,24 @@ def _use_reranker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_user(args: argparse.Namespace) -> int:
+    path = Path(args.users) if args.users else users.users_path(args.db)
+    if args.oidc:
+        password = None
+    elif args.generate_password:
+        password = secrets.token_urlsafe(12)
+    elif args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            raise ValueError("the two passwords differ")
+    users.add(path, args.name, args.role, password)
+    shown = f" with password {password}" if args.generate_password else ""
+    print(f"add-user: {args.name} ({args.role}) in {path}{shown}")
+    return 0
+
+
 def _evaluate_rerank(args: argparse.Namespace) -> int:
     with _open(args) as db:
         run_id = args.run_id or model_store.reranker(db)
@@ -332,7 +361,8 @@ def _evaluate_rerank(args: argparse.Namespace) -> int:
 STAGES = {"ingest": _ingest, "relevance": _relevance, "status": _status, "download": _download,
           "filter": _filter, "calibrate-minors": _calibrate_minors, "moderate": _moderate, "embed": _embed,
           "fit-bridge": _fit_bridge, "evaluate-retrieval": _evaluate, "search": _search,
-          "train": _train, "models": _models, "use-reranker": _use_reranker, "evaluate-rerank": _evaluate_rerank}
+          "train": _train, "models": _models, "use-reranker": _use_reranker, "evaluate-rerank": _evaluate_rerank,
+          "add-user": _add_user}
 
 
 def _open(args: argparse.Namespace, *, read_only: bool = False) -> Database:

@@ -206,3 +206,87 @@ def test_file_counts_frame_has_fixed_columns() -> None:
     rows = [{"rejected": 1, "file": "t.txt", "accepted": 3, "read": 4}]
     assert overview.file_counts_frame(rows).to_dict("records") == [
         {"file": "t.txt", "read": 4, "accepted": 3, "rejected": 1}]
+
+
+# ------------------------------------------------------------------------------------------- sign-in and roles
+@pytest.fixture
+def users_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "users.json"
+    users.add(path, "rita", "product", "rita-secret-1")
+    users.add(path, "mona", "moderator", "mona-secret-1")
+    users.add(path, "sso@example.com", "data", None)
+    monkeypatch.setenv(users.USERS_ENV, str(path))
+    return path
+
+
+def test_nobody_signed_in_sees_only_the_sign_in_form(monkeypatch: pytest.MonkeyPatch, studio_db: Path,
+                                                     users_file: Path) -> None:
+    at = run_app(monkeypatch, studio_db, user=None)
+    assert at.title[0].value == "With Sense studio" and not at.metric and not at.dataframe
+    at.text_input[0].input("rita")
+    at.text_input[1].input("wrong password")
+    at.button[0].click().run()
+    assert at.error[0].value == "Unknown user name or wrong password."
+    assert context.USER_KEY not in at.session_state
+
+    at.text_input[1].input("rita-secret-1")
+    at.button[0].click().run()
+    assert not at.exception
+    assert at.session_state[context.USER_KEY] == User("rita", "product")
+    assert {m.label for m in at.metric} >= {"Datasets", "Ratings"}  # the Overview page
+    assert "Signed in as **rita** (product)" in at.sidebar.caption[0].value
+
+    at.sidebar.button[0].click().run()  # sign out
+    assert context.USER_KEY not in at.session_state and not at.metric
+
+
+def test_no_users_file_names_the_command(monkeypatch: pytest.MonkeyPatch, studio_db: Path, tmp_path: Path) -> None:
+    monkeypatch.setenv(users.USERS_ENV, str(tmp_path / "none.json"))
+    at = run_app(monkeypatch, studio_db, user=None)
+    assert "python -m pipeline add-user" in at.info[0].value
+
+
+def test_users_file_hashes_and_checks_passwords(users_file: Path) -> None:
+    stored = json.loads(users_file.read_text())["users"]
+    assert "rita-secret-1" not in users_file.read_text() and stored["rita"]["password"].startswith("pbkdf2_sha256$")
+    known = users.load(users_file)
+    assert users.authenticate(known, "rita", "rita-secret-1") == User("rita", "product")
+    assert users.authenticate(known, "rita", "rita-secret-2") is None
+    assert users.authenticate(known, "nobody", "rita-secret-1") is None
+    assert users.authenticate(known, "sso@example.com", "") is None  # OIDC users have no password
+    assert users.oidc_user(known, "sso@example.com") == User("sso@example.com", "data")
+    assert users.oidc_user(known, "rita") is None
+    assert oct(os.stat(users_file).st_mode & 0o777) == "0o600"
+    with pytest.raises(users.UsersError, match="role must be one of"):
+        users.add(users_file, "x", "admin", "long-enough-1")
+    with pytest.raises(users.UsersError, match="at least 8"):
+        users.add(users_file, "x", "data", "short")
+    users_file.write_text('{"users": {"eve": {"role": "root"}}}')
+    with pytest.raises(users.UsersError, match="eve"):
+        users.load(users_file)
+
+
+def test_add_user_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "u.json"
+    assert pipeline_main(["add-user", "dana", "--role", "data", "--generate-password", "--users", str(path)]) == 0
+    password = capsys.readouterr().out.strip().rsplit(" ", 1)[1]
+    assert users.authenticate(users.load(path), "dana", password) == User("dana", "data")
+    with pytest.raises(SystemExit):  # argparse refuses a role that does not exist
+        pipeline_main(["add-user", "x", "--role", "root", "--oidc", "--users", str(path)])
+    assert pipeline_main(["add-user", "sso@example.com", "--role", "moderator", "--oidc", "--users", str(path)]) == 0
+    assert users.oidc_user(users.load(path), "sso@example.com") == User("sso@example.com", "moderator")
+
+
+def test_each_role_gets_its_pages(monkeypatch: pytest.MonkeyPatch, studio_db: Path) -> None:
+    """Every page renders for every role that has it (on a database with ratings but no photos or models)."""
+    for user in (DATA, PRODUCT, MODERATOR):
+        at = run_app(monkeypatch, studio_db, user)
+        for page in ("home_page.py", "ratings_page.py", "models_page.py", "search_page.py"):
+            at.switch_page(page).run()
+            assert not at.exception, (user, page)
+        if user.is_moderator:
+            at.switch_page("minors_page.py").run()
+            assert at.title[0].value == "Minors review"
+        else:
+            with pytest.raises(ValueError):
+                at.switch_page("minors_page.py")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,33 @@ def test_second_writing_process_gets_a_clear_error(db: Database) -> None:
     proc = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True)
     assert proc.returncode == 3, proc.stderr
     assert "one writing process" in proc.stdout
+
+
+def test_cursors_of_one_connection_run_queries_at_the_same_time(db: Database) -> None:
+    """Settles what DuckDB's docs leave open: cursors of one connection, one per thread, may execute queries at
+    the same moment (their run intervals overlap) and each gets its own correct answer. The dashboard's
+    SharedDatabase relies on this; it never shares one cursor between threads."""
+    threads, intervals, answers, errors = 4, [], {}, []
+    barrier = threading.Barrier(threads)
+
+    def run(worker: int) -> None:
+        try:
+            with db.cursor() as cur:
+                barrier.wait()
+                started = time.perf_counter()
+                total = cur.execute("SELECT sum(i * ?) FROM range(30000000) t(i)", [worker + 1]).fetchone()[0]
+                intervals.append((started, time.perf_counter()))
+                answers[worker] = total
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=run, args=(w,)) for w in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    assert errors == []
+    n = 30_000_000
+    assert answers == {w: (w + 1) * n * (n - 1) // 2 for w in range(threads)}
+    intervals.sort()
+    assert any(later[0] < earlier[1] for earlier, later in zip(intervals, intervals[1:])), intervals
