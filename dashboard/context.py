@@ -22,7 +22,7 @@ from db.write_queue import Outcome, WriteQueue
 
 DB_ENV = "STUDIO_DB"
 DEFAULT_DB = "studio.duckdb"  # the pipeline CLI's default too, relative to the current directory
-WRITE_WAIT_SECONDS = 5.0  # how long a page waits to say "saved" before it says "queued"
+WRITE_WAIT_SECONDS = 2.0  # how long a page waits to say "saved" before it says "queued" (journalled)
 USER_KEY = "user"
 
 
@@ -75,10 +75,7 @@ def current_user() -> User:
 
 def submit(ops: Sequence[tuple[str, dict]], wait_seconds: float = WRITE_WAIT_SECONDS) -> list[Outcome]:
     """Queue writes as the signed-in user and wait briefly for them to be applied (see db/write_queue.py)."""
-    queue = write_queue(str(db_path()))
-    keys = queue.submit_many(list(ops), current_user().name)
-    outcomes = queue.wait(keys, wait_seconds)
-    return [outcomes[key] for key in keys]
+    return write_queue(str(db_path())).submit_and_wait(ops, current_user().name, wait_seconds)
 
 
 def report(outcomes: Sequence[Outcome], what: str) -> None:

@@ -23,7 +23,7 @@ from db import embeddings as store
 from db import models as model_store
 from db.database import Database
 from db.shared import LeasedDatabase
-from db.write_queue import Outcome, Write
+from db.write_queue import Outcome, Write, WriteQueue
 from pipeline import bridge, encoders
 from pipeline.encoders.base import Encoder
 from pipeline.minors import lexicon, query_block
@@ -114,13 +114,14 @@ def flag_ops(query: str, encoder_id: str, flags: list[labels.Flag]) -> list[tupl
     return [("label", {"query": query, "encoder": encoder_id, "flag": flag.__dict__}) for flag in flags]
 
 
-def flag(query: str, encoder_id: str, flags: list[labels.Flag]) -> list[Outcome]:
-    """Store verdicts as the signed-in user: the same code path for one flag, a bulk flag and the load benchmark."""
-    return context.submit(flag_ops(query, encoder_id, flags))
+def flag(queue: WriteQueue, user: str, query: str, encoder_id: str, flags: list[labels.Flag],
+         wait_seconds: float = context.WRITE_WAIT_SECONDS) -> list[Outcome]:
+    """Store verdicts as ``user``: the code path of one flag, a bulk flag and benchmarks/dashboard_load.py."""
+    return queue.submit_and_wait(flag_ops(query, encoder_id, flags), user, wait_seconds)
 
 
-def undo(write_key: str) -> list[Outcome]:
-    return context.submit([("undo_label", {"write_key": write_key})])
+def undo(queue: WriteQueue, user: str, write_key: str) -> list[Outcome]:
+    return queue.submit_and_wait([("undo_label", {"write_key": write_key})], user, context.WRITE_WAIT_SECONDS)
 
 
 def recent_flags(db: Database, pending: list[Write], user: str, limit: int = RECENT_FLAGS) -> pd.DataFrame:

@@ -23,10 +23,15 @@ def remember(outcomes: list, what: str) -> None:
     st.session_state.setdefault(MESSAGES_KEY, []).append((outcomes, what))
 
 
+def save_flags(query: str, encoder_id: str, flags: list[labels.Flag]) -> list:
+    queue = context.write_queue(str(context.db_path()))
+    return live_search.flag(queue, context.current_user().name, query, encoder_id, flags)
+
+
 def flag_one(query: str, encoder_id: str, hit: Hit, verdict: str) -> None:
     comment = st.session_state.get(f"note_{hit.image_id}") or None
     flag = labels.Flag(hit.image_id, hit.rank, hit.score, verdict, comment)
-    remember(live_search.flag(query, encoder_id, [flag]), f"Flag #{hit.rank} {VERDICT_LABELS[verdict].lower()}")
+    remember(save_flags(query, encoder_id, [flag]), f"Flag #{hit.rank} {VERDICT_LABELS[verdict].lower()}")
 
 
 def flag_selected(query: str, encoder_id: str, hits: list[Hit]) -> None:
@@ -37,13 +42,14 @@ def flag_selected(query: str, encoder_id: str, hits: list[Hit]) -> None:
     verdict = st.session_state["search_bulk_verdict"]
     comment = st.session_state.get("search_bulk_comment") or None
     flags = [labels.Flag(h.image_id, h.rank, h.score, verdict, comment) for h in chosen]
-    remember(live_search.flag(query, encoder_id, flags), f"Bulk flag ({len(flags)} results)")
+    remember(save_flags(query, encoder_id, flags), f"Bulk flag ({len(flags)} results)")
     for hit in chosen:
         st.session_state[f"sel_{hit.image_id}"] = False
 
 
 def undo(write_key: str) -> None:
-    remember(live_search.undo(write_key), "Undo")
+    queue = context.write_queue(str(context.db_path()))
+    remember(live_search.undo(queue, context.current_user().name, write_key), "Undo")
 
 
 def show_messages() -> None:
@@ -72,10 +78,9 @@ def result_grid(query: str, encoder_id: str, hits: list[Hit], paths: dict[str, s
                 st.checkbox("select", key=f"sel_{hit.image_id}")
                 st.text_input("comment", key=f"note_{hit.image_id}", label_visibility="collapsed",
                               placeholder="comment (optional)")
-                buttons = st.columns(3)
-                for button, (verdict, text) in zip(buttons, VERDICT_LABELS.items()):
-                    button.button(text, key=f"{verdict}_{hit.image_id}", on_click=flag_one,
-                                  args=(query, encoder_id, hit, verdict))
+                for verdict, text in VERDICT_LABELS.items():
+                    st.button(text, key=f"{verdict}_{hit.image_id}", on_click=flag_one, width="stretch",
+                              args=(query, encoder_id, hit, verdict))
 
 
 def recent_and_export(user_name: str) -> None:
@@ -116,9 +121,10 @@ def main() -> None:
     query = st.text_input("Describe the scene", key="search_query", placeholder="a dog running on a beach")
     controls = st.columns([3, 2, 1, 2, 1])
     encoder_id = controls[0].selectbox("Encoder", setup.encoders, key="search_encoder")
-    rerank = controls[1].toggle("Re-rank with the chosen model", key="search_rerank",
+    rerank = controls[1].toggle("Re-rank", key="search_rerank",
                                 disabled=setup.reranker_run is None,
-                                help=f"run {setup.reranker_run}" if setup.reranker_run else
+                                help=f"Re-order the top 100 with model run {setup.reranker_run}"
+                                if setup.reranker_run else
                                 "No model chosen: pick one on Model comparison or "
                                 "`python -m pipeline use-reranker RUN_ID`.")
     k = controls[2].selectbox("Per page", PAGE_SIZES, key="search_k")

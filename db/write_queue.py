@@ -12,6 +12,7 @@ file the writer waits and retries; the page tells the user the write is queued.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -97,6 +98,15 @@ class WriteQueue:
         self.shared = shared
         self.journal = journal_path(shared.path)
         self.retry_seconds = retry_seconds
+        # One journal, one owner: a second dashboard process on the same database would interleave and compact
+        # the journal under the first one's feet. The lock goes with the process, so a crash frees it.
+        self._owner = self.journal.with_name(self.journal.name + ".lock").open("w")
+        try:
+            fcntl.flock(self._owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            self._owner.close()
+            raise DatabaseError(f"another dashboard process already writes to {shared.path} (it holds "
+                                f"{self.journal}); run one dashboard per database") from exc
         self._cond = threading.Condition()
         self._pending: list[Write] = []
         self._outcomes: OrderedDict[str, Outcome] = OrderedDict()
@@ -131,6 +141,13 @@ class WriteQueue:
             self._cond.notify_all()
         return [w.key for w in writes]
 
+    def submit_and_wait(self, ops: Sequence[tuple[str, dict]], user: str, wait_seconds: float) -> list[Outcome]:
+        """Submit, then wait up to ``wait_seconds`` for the outcomes (in the order of ``ops``): what a page does
+        when a user clicks. Writes still queued after the wait are safe in the journal."""
+        keys = self.submit_many(ops, user)
+        outcomes = self.wait(keys, wait_seconds)
+        return [outcomes[key] for key in keys]
+
     def wait(self, keys: Sequence[str], timeout: float) -> dict[str, Outcome]:
         """The outcome of each key after at most ``timeout`` seconds; still pending ones are 'queued'."""
         deadline = time.monotonic() + timeout
@@ -161,6 +178,7 @@ class WriteQueue:
             self._stopped = True
             self._cond.notify_all()
         self._thread.join(timeout)
+        self._owner.close()  # releases the lock
 
     # ------------------------------------------------------------------------------------------------- writer
     def _load_journal(self) -> int:

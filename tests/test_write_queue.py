@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -154,3 +156,13 @@ def test_shared_database_refuses_while_a_stage_runs_and_ignores_dead_claims(path
             pass
     assert not (tmp_path / "absent.duckdb").exists()
     os.remove(claim_path(path))
+
+
+def test_one_writer_process_per_database(path: Path, queue: WriteQueue) -> None:
+    code = ("import sys; sys.path.insert(0, '.'); from db.shared import SharedDatabase; "
+            "from db.write_queue import WriteQueue; from db.database import DatabaseError\n"
+            f"try:\n    WriteQueue(SharedDatabase({str(path)!r}))\n"
+            "except DatabaseError as exc:\n    print(exc); sys.exit(3)")
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                           cwd=Path(__file__).resolve().parent.parent)
+    assert other.returncode == 3 and "another dashboard process" in other.stdout
