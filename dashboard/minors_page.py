@@ -3,8 +3,6 @@ confirm or overturn with a reason one by one or in bulk, the audit trail, export
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
 from dashboard import context, minors_review
@@ -34,8 +32,9 @@ def item(row) -> None:
     """One queued photo: thumbnail, why it is here (fired words highlighted), and a decision form."""
     with st.container(border=True):
         left, right = st.columns([1, 3])
-        if Path(row.path).is_file():
-            left.image(row.path, width="stretch")
+        photo = minors_review.photo_file(row.path)
+        if photo:
+            left.image(photo, width="stretch")
         else:
             left.caption("(photo file not available)")
         right.markdown(f"**{row.image_id}** · `{row.status}` · {row.decided_by}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pandas as pd
 
@@ -68,6 +69,11 @@ def reason_summary(reasons_json: str | dict) -> str:
     if reasons.get("moderator_reason"):
         parts.append(f"moderator: {reasons['moderator_reason']}")
     return "; ".join(parts)
+
+
+def photo_file(path: object) -> str | None:
+    """The photo's file when it is on disk; None for photos whose file is missing (no path, or NaN from SQL)."""
+    return path if isinstance(path, str) and Path(path).is_file() else None
 
 
 def load_queue(db: Database, statuses: list[str], dataset: str | None, text: str | None) -> pd.DataFrame:

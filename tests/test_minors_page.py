@@ -105,3 +105,10 @@ def test_highlight_merges_overlaps_and_escapes_markdown() -> None:
     assert minors_review.reason_summary(reasons) == "caption-child-words; words: boy, kid"
     moderated = {"moderator_reason": "toy", "previous": json.dumps(reasons)}
     assert minors_review.reason_summary(moderated) == "caption-child-words; words: boy, kid; moderator: toy"
+
+
+def test_photo_file_is_none_for_missing_files(tmp_path: Path) -> None:
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    assert minors_review.photo_file(str(tmp_path / "a.jpg")) == str(tmp_path / "a.jpg")
+    assert minors_review.photo_file(str(tmp_path / "b.jpg")) is None
+    assert minors_review.photo_file(float("nan")) is None and minors_review.photo_file(None) is None
