@@ -14,9 +14,11 @@ writes, see db/write_queue.py) and the pipeline waits a bounded time for in-flig
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -78,6 +80,16 @@ def busy_message(claim: dict) -> str:
             "queued and saved then.")
 
 
+_open_instances: weakref.WeakSet[SharedDatabase] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    """Close idle shared databases when the process ends (the server stops), so DuckDB checkpoints its WAL."""
+    for shared in list(_open_instances):
+        shared.close()
+
+
 class SharedDatabase:
     """Hands out one read-write :class:`Database` to many threads; closes it when nobody has used it for a while.
 
@@ -91,6 +103,7 @@ class SharedDatabase:
         self._users = 0
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
+        _open_instances.add(self)
 
     @contextmanager
     def use(self) -> Iterator[Database]:

@@ -12,6 +12,7 @@ file the writer waits and retries; the page tells the user the write is queued.
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import json
 import logging
@@ -19,6 +20,7 @@ import os
 import threading
 import time
 import uuid
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -86,6 +88,16 @@ OPS: dict[str, Callable[[duckdb.DuckDBPyConnection, Write], None]] = {
 }
 
 
+_running_queues: weakref.WeakSet[WriteQueue] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_at_exit() -> None:
+    """Let each writer finish its batch when the process ends; what is still pending stays in the journal."""
+    for queue in list(_running_queues):
+        queue.close()
+
+
 def journal_path(db_path: str | Path) -> Path:
     path = Path(db_path)
     return path.with_name(path.name + ".journal.jsonl")
@@ -114,6 +126,7 @@ class WriteQueue:
         self.unreadable_journal_lines = self._load_journal()
         self._thread = threading.Thread(target=self._run, name="studio-writer", daemon=True)
         self._thread.start()
+        _running_queues.add(self)
 
     # ------------------------------------------------------------------------------------------------ callers
     def submit(self, op: str, payload: dict, user: str) -> str:

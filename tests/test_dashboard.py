@@ -290,3 +290,18 @@ def test_each_role_gets_its_pages(monkeypatch: pytest.MonkeyPatch, studio_db: Pa
         else:
             with pytest.raises(ValueError):
                 at.switch_page("minors_page.py")
+
+
+def test_rejects_browser_filters_by_file_and_text(monkeypatch: pytest.MonkeyPatch, studio_db: Path) -> None:
+    at = run_app(monkeypatch, studio_db)
+    rejects = frame_with_column(at, "raw")
+    assert len(rejects) == 2 and set(rejects["file"]) == {"Flickr8k.token.txt", "ExpertAnnotations.txt"}
+    assert "this line is bad" in set(rejects["raw"])
+    at.selectbox(key="rejects_dataset").select("tiny-flickr").run()
+    at.selectbox(key="rejects_file").select("ExpertAnnotations.txt").run()
+    only = frame_with_column(at, "raw")
+    assert list(only["line"]) == [3] and "not a valid image name" in only["reason"].iloc[0]
+    at.selectbox(key="rejects_file").select("(all)").run()
+    at.text_input(key="rejects_text").input("THIS LINE").run()
+    assert list(frame_with_column(at, "raw")["raw"]) == ["this line is bad"]
+    assert any("1 rejected lines match" in c.value for c in at.caption)

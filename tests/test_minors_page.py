@@ -112,3 +112,9 @@ def test_photo_file_is_none_for_missing_files(tmp_path: Path) -> None:
     assert minors_review.photo_file(str(tmp_path / "a.jpg")) == str(tmp_path / "a.jpg")
     assert minors_review.photo_file(str(tmp_path / "b.jpg")) is None
     assert minors_review.photo_file(float("nan")) is None and minors_review.photo_file(None) is None
+
+
+def test_no_decisions_yet_names_the_filter_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    Database(tmp_path / "empty.duckdb").close()
+    at = open_app(monkeypatch, tmp_path / "empty.duckdb", MODERATOR, page="minors_page.py")
+    assert "python -m pipeline filter" in at.info[0].value and not at.metric

@@ -141,3 +141,32 @@ def test_labels_export_as_csv_and_parquet(tmp_path: Path) -> None:
     assert live_search.labels_csv(frame).decode().splitlines() == ["id,user_name,verdict", "1,rita,relevant"]
     (tmp_path / "l.parquet").write_bytes(live_search.labels_parquet(frame))
     assert pd.read_parquet(tmp_path / "l.parquet").equals(frame)
+
+
+def test_re_ranking_with_the_chosen_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """With a re-rank run chosen the toggle is on offer, and re-ranked results show the model score and cosine."""
+    from db import models as model_store
+    from pipeline import targets, train
+    from test_train import colour_coco
+
+    path = tmp_path / "studio.duckdb"
+    assert pipeline_main(["ingest", "--data", str(colour_coco(tmp_path / "c")), "--db", str(path), "--quiet"]) == 0
+    assert pipeline_main(["filter", "--db", str(path), "--quiet"]) == 0
+    with Database(path) as db:
+        embed(db, ColourEncoder(), workers=0, quiet=True)
+        prepared = train.prepare(db, ColourEncoder(), target=targets.CATEGORY_PAIRS, feature_set_names=["captions"])
+        run_id = train.train(db, ColourEncoder(), prepared, ["ridge"], artifacts=tmp_path / "m", quiet=True)[1].id
+        with db.write() as cur:
+            model_store.set_reranker(cur, run_id, "dana")
+    at = search(monkeypatch, path, "a green picture")
+    plain = result_ids(at)
+    toggle = at.toggle(key="search_rerank")
+    assert not toggle.disabled and run_id in toggle.help
+    toggle.set_value(True).run()
+    assert not at.exception and not at.warning, [w.value for w in at.warning]
+    reranked = result_ids(at)
+    assert len(reranked) == len(plain) == 12
+    cards = [m.value for m in at.markdown if "score **" in m.value]
+    assert all(" · cosine " in card for card in cards)
+    scores = [float(card.split("score **")[1].split("**")[0]) for card in cards]
+    assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)  # model relevance 0..1
