@@ -7,10 +7,11 @@ plus the page's search latency after warm-up.
 Runs on a copy of the database (the original is never written). Each session searches a different COCO-mini
 caption for its top ``--flags`` results and flags each one in turn exactly as the page's Flag button does
 (``dashboard.live_search.flag`` on the process's shared write queue, which the button callback calls), all
-sessions at once. ``--pipeline-stage`` starts that real pipeline stage (a separate process) half a second in:
-the dashboard lets go of the file, flags made meanwhile are journalled and reported "queued", and land when the
-stage ends. Prints: search p50/p95 ms (warm, through the page's cached Searcher), flag latency p50/p95/max ms
-(what a reviewer waits after a click), label rows at the end against the expected count, and errors.
+sessions at once. ``--pipeline-stage`` starts that real pipeline stage (a separate process) and lets the sessions
+click once it has claimed the database: the dashboard lets go of the file, flags made meanwhile are journalled
+and reported "queued" after the page's 2 s wait, and land when the stage ends. Prints: search p50/p95 ms (warm,
+through the page's cached Searcher), flag latency p50/p95/max ms (what a reviewer waits after a click), label
+rows at the end against the expected count, and errors. Exits 1 unless every flag became a row and none failed.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 from dashboard import context, live_search  # noqa: E402
 from db import labels  # noqa: E402
 from db.database import Database  # noqa: E402
+from db.shared import running_claim  # noqa: E402
 from db.embeddings import captions_of_readable_photos  # noqa: E402
 from pipeline.minors import query_block  # noqa: E402
 
@@ -80,21 +82,35 @@ def main() -> None:
                                            user="bench").milliseconds for query in queries[5:105]]
             print(f"search {name} ({encoder_id}, top 12, {len(took)} distinct captions, warm): {percentiles(took)}")
 
+        # Each session's results first (search reads the database, which a running stage holds).
+        results = {}
+        for number in range(args.sessions):
+            query = queries[200 + number]
+            hits = live_search.run_search(searcher, query, k=args.flags, offset=0, min_score=None, rerank=False,
+                                          user=f"reviewer{number:02d}").result.hits
+            if len(hits) < args.flags:
+                sys.exit(f"only {len(hits)} results for {query!r}; lower --flags")
+            results[number] = (query, hits)
+
+        stage = None
+        if args.pipeline_stage:  # the stage holds the file while the sessions click
+            stage = subprocess.Popen([sys.executable, "-m", "pipeline", args.pipeline_stage, "--db", str(path),
+                                      "--quiet"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True)
+            deadline = time.monotonic() + 120
+            while running_claim(path) is None and stage.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            print(f"pipeline stage `{args.pipeline_stage}` claimed the database; the sessions start clicking")
+
         latencies: list[float] = []
         states: dict[str, int] = {}
         errors: list[str] = []
         lock = threading.Lock()
-        start = threading.Barrier(args.sessions)
 
         def session(number: int) -> None:
             user = f"reviewer{number:02d}"
+            query, hits = results[number]
             try:
-                query = queries[200 + number]
-                hits = live_search.run_search(searcher, query, k=args.flags, offset=0, min_score=None,
-                                              rerank=False, user=user).result.hits
-                if len(hits) < args.flags:
-                    raise RuntimeError(f"only {len(hits)} results for {query!r}")
-                start.wait()
                 for hit in hits:
                     flag = labels.Flag(hit.image_id, hit.rank, hit.score, "relevant" if hit.rank % 2 else
                                        "not_relevant")
@@ -106,7 +122,6 @@ def main() -> None:
                         if outcome.state == "refused":
                             errors.append(outcome.message)
             except Exception as exc:  # noqa: BLE001 - counted and printed
-                start.abort()  # the other sessions stop waiting for this one
                 with lock:
                     errors.append(f"{user}: {type(exc).__name__}: {exc}")
 
@@ -114,17 +129,11 @@ def main() -> None:
         began = time.perf_counter()
         for thread in threads:
             thread.start()
-        stage = None
-        if args.pipeline_stage:
-            time.sleep(0.5)
-            stage = subprocess.Popen([sys.executable, "-m", "pipeline", args.pipeline_stage, "--db", str(path),
-                                      "--quiet"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True)
         for thread in threads:
             thread.join()
         if stage is not None:
             output, _ = stage.communicate()
-            print(f"pipeline stage `{args.pipeline_stage}` ran meanwhile: exit {stage.returncode}; "
+            print(f"pipeline stage `{args.pipeline_stage}` ended: exit {stage.returncode}; "
                   + output.strip().splitlines()[-1][:120])
         drained = queue.flush(300)
         elapsed = time.perf_counter() - began
