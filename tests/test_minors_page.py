@@ -3,9 +3,11 @@ by one and in bulk recorded with the moderator and reason, the audit trail; plus
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -77,6 +79,11 @@ def test_a_decision_needs_a_reason_and_is_audited(monkeypatch: pytest.MonkeyPatc
     assert audit == [("c/1", "mona", "excluded", "cleared", "toy figure, not a child")]
     assert "c/1" not in at.multiselect(key="minors_bulk_ids").options  # cleared: out of the queue
     assert any("toy figure" in str(df.value.values) for df in at.dataframe)  # the audit trail table
+    with Database(minors_db) as db:
+        exported = minors_review.queue_export(minors_review.load_queue(db, ["cleared"], None, "c/1"))
+    row = pd.read_csv(io.BytesIO(exported)).set_index("image_id").loc["c/1"]
+    assert (row["status"], row["decided_by"], row["moderator"]) == ("cleared", "moderator", "mona")
+    assert row["reason"] == "caption-child-words; words: little boy; moderator: toy figure, not a child"
 
 
 def test_bulk_decision_on_every_photo_of_the_page(monkeypatch: pytest.MonkeyPatch, minors_db: Path) -> None:

@@ -85,6 +85,8 @@ def test_a_flag_writes_one_row_and_undo_removes_it(monkeypatch: pytest.MonkeyPat
     at.button(key=f"relevant_{first}").click().run()
     assert not at.exception
     assert labels_of(search_db, PRODUCT.name) == [("rita", "green", first, "colour-test", 1, "relevant", "great match")]
+    at.run()  # the export buttons were drawn before the flag landed
+    assert {b.label for b in at.get("download_button")} == {"Labels as CSV", "Labels as Parquet"}
     undo = [b for b in at.button if b.key and b.key.startswith("undo_")]
     assert len(undo) == 1
     undo[0].click().run()
