@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import pandas as pd
 import streamlit as st
@@ -111,7 +111,7 @@ def flag_ops(query: str, encoder_id: str, flags: list[labels.Flag]) -> list[tupl
     """The write operations for some verdicts on results of one query (checked before anything is queued)."""
     for flag in flags:
         labels.check(flag)
-    return [("label", {"query": query, "encoder": encoder_id, "flag": flag.__dict__}) for flag in flags]
+    return [("label", {"query": query, "encoder": encoder_id, "flag": asdict(flag)}) for flag in flags]
 
 
 def flag(queue: WriteQueue, user: str, query: str, encoder_id: str, flags: list[labels.Flag],

@@ -51,6 +51,8 @@ def running_claim(db_path: str | Path) -> dict | None:
     try:
         claim = json.loads(claim_path(db_path).read_text(encoding="utf-8"))
         os.kill(int(claim["pid"]), 0)
+    except PermissionError:  # alive, but another user's process
+        return claim
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return claim
