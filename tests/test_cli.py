@@ -149,7 +149,6 @@ def test_train_choose_reranker_and_search_with_it(tmp_path: Path, capsys) -> Non
 
 def test_feedback_effect_is_reported(tmp_path: Path, capsys) -> None:
     from db import labels
-    from db import models as model_store
     from db.database import Database
     from test_train import colour_coco
 
