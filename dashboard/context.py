@@ -22,6 +22,7 @@ from db.write_queue import Outcome, WriteQueue
 
 DB_ENV = "STUDIO_DB"
 DEFAULT_DB = "studio.duckdb"  # the pipeline CLI's default too, relative to the current directory
+MESSAGES_KEY = "write_messages"
 WRITE_WAIT_SECONDS = 2.0  # how long a page waits to say "saved" before it says "queued" (journalled)
 USER_KEY = "user"
 
@@ -44,6 +45,11 @@ def shared_database(path: str) -> SharedDatabase:
 @st.cache_resource
 def write_queue(path: str) -> WriteQueue:
     return WriteQueue(shared_database(path))
+
+
+def queue() -> WriteQueue:
+    """The write queue of this process for the database the dashboard serves."""
+    return write_queue(str(db_path()))
 
 
 @contextmanager
@@ -75,7 +81,21 @@ def current_user() -> User:
 
 def submit(ops: Sequence[tuple[str, dict]], wait_seconds: float = WRITE_WAIT_SECONDS) -> list[Outcome]:
     """Queue writes as the signed-in user and wait briefly for them to be applied (see db/write_queue.py)."""
-    return write_queue(str(db_path())).submit_and_wait(ops, current_user().name, wait_seconds)
+    return queue().submit_and_wait(ops, current_user().name, wait_seconds)
+
+
+def remember(outcomes: Sequence[Outcome], what: str) -> None:
+    """Keep the outcomes of a write made in a callback or before st.rerun for :func:`show_remembered`."""
+    st.session_state.setdefault(MESSAGES_KEY, []).append((list(outcomes), what))
+
+
+def show_remembered() -> None:
+    """Report remembered outcomes on this page run; with no outcomes, ``what`` is a warning on its own."""
+    for outcomes, what in st.session_state.pop(MESSAGES_KEY, []):
+        if outcomes:
+            report(outcomes, what)
+        else:
+            st.warning(what)
 
 
 def report(outcomes: Sequence[Outcome], what: str) -> None:

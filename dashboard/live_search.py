@@ -57,17 +57,21 @@ ENCODER_LOADERS: dict[str, Callable[[Database, str], Encoder]] = {"offline-": _o
 
 @dataclass(frozen=True)
 class SearchSetup:
-    """What the page offers, read in one block: encoders with visible vectors and the chosen re-rank run."""
+    """What the page offers, read in one block: encoders with visible vectors (each with its index version, see
+    db.embeddings.index_version) and the chosen re-rank run."""
 
-    encoders: list[str]
-    reranker_run: str | None
     index_versions: dict[str, tuple]
+    reranker_run: str | None
+
+    @property
+    def encoders(self) -> list[str]:
+        return list(self.index_versions)
 
 
 def read_setup(db: Database) -> SearchSetup:
-    frame = store.encoders_with_vectors(db)
-    ids = [e for e in frame["encoder_id"] if store.visible_vector_count(db, e)]
-    return SearchSetup(ids, model_store.reranker(db), {e: store.index_version(db, e) for e in ids})
+    versions = {e: store.index_version(db, e) for e in store.encoders_with_vectors(db)["encoder_id"]}
+    searchable = {e: version for e, version in versions.items() if version[0]}  # some visible photo has vectors
+    return SearchSetup(searchable, model_store.reranker(db))
 
 
 @st.cache_resource(max_entries=4)

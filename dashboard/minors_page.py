@@ -11,7 +11,6 @@ from pipeline.minors.moderation import STATUSES, ModerationError, validate
 
 PAGE_SIZE = 20
 STATUS_LABELS = {"cleared": "Clear (show in search)", "excluded": "Exclude", "pending_review": "Keep pending"}
-MESSAGES_KEY = "minors_messages"
 
 
 def decide(image_ids: list[str], status: str, reason: str) -> None:
@@ -24,7 +23,7 @@ def decide(image_ids: list[str], status: str, reason: str) -> None:
         st.error(str(exc))
         return
     outcomes = context.submit([("moderate", {"image_ids": ids, "status": status, "reason": reason.strip()})])
-    st.session_state.setdefault(MESSAGES_KEY, []).append((outcomes, f"Decision on {len(ids)} photo(s)"))
+    context.remember(outcomes, f"Decision on {len(ids)} photo(s)")
     st.rerun()
 
 
@@ -56,8 +55,7 @@ def main() -> None:
     if not user.is_moderator:  # app.py does not register this page for other roles; belt and braces
         st.error("This page is for moderators.")
         st.stop()
-    for outcomes, what in st.session_state.pop(MESSAGES_KEY, []):
-        context.report(outcomes, what)
+    context.show_remembered()
 
     with context.page_database() as db:
         counts = minors.status_counts(db)

@@ -15,49 +15,31 @@ from pipeline.search import Hit, NoVectors, QueryError
 COLUMNS = 4
 PAGE_SIZES = (12, 24, 48)
 VERDICT_LABELS = {"relevant": "Relevant", "not_relevant": "Not relevant", "offensive": "Offensive"}
-MESSAGES_KEY = "search_messages"
-
-
-def remember(outcomes: list, what: str) -> None:
-    """Callbacks run before the page; the page shows their outcomes on this run."""
-    st.session_state.setdefault(MESSAGES_KEY, []).append((outcomes, what))
-
-
 def save_flags(query: str, encoder_id: str, flags: list[labels.Flag]) -> list:
-    queue = context.write_queue(str(context.db_path()))
-    return live_search.flag(queue, context.current_user().name, query, encoder_id, flags)
+    return live_search.flag(context.queue(), context.current_user().name, query, encoder_id, flags)
 
 
 def flag_one(query: str, encoder_id: str, hit: Hit, verdict: str) -> None:
     comment = st.session_state.get(f"note_{hit.image_id}") or None
     flag = labels.Flag(hit.image_id, hit.rank, hit.score, verdict, comment)
-    remember(save_flags(query, encoder_id, [flag]), f"Flag #{hit.rank} {VERDICT_LABELS[verdict].lower()}")
+    context.remember(save_flags(query, encoder_id, [flag]), f"Flag #{hit.rank} {VERDICT_LABELS[verdict].lower()}")
 
 
 def flag_selected(query: str, encoder_id: str, hits: list[Hit]) -> None:
     chosen = [hit for hit in hits if st.session_state.get(f"sel_{hit.image_id}")]
     if not chosen:
-        remember([], "Select results first")
+        context.remember([], "Select results first")
         return
     verdict = st.session_state["search_bulk_verdict"]
     comment = st.session_state.get("search_bulk_comment") or None
     flags = [labels.Flag(h.image_id, h.rank, h.score, verdict, comment) for h in chosen]
-    remember(save_flags(query, encoder_id, flags), f"Bulk flag ({len(flags)} results)")
+    context.remember(save_flags(query, encoder_id, flags), f"Bulk flag ({len(flags)} results)")
     for hit in chosen:
         st.session_state[f"sel_{hit.image_id}"] = False
 
 
 def undo(write_key: str) -> None:
-    queue = context.write_queue(str(context.db_path()))
-    remember(live_search.undo(queue, context.current_user().name, write_key), "Undo")
-
-
-def show_messages() -> None:
-    for outcomes, what in st.session_state.pop(MESSAGES_KEY, []):
-        if outcomes:
-            context.report(outcomes, what)
-        else:
-            st.warning(what)
+    context.remember(live_search.undo(context.queue(), context.current_user().name, write_key), "Undo")
 
 
 def result_grid(query: str, encoder_id: str, hits: list[Hit], paths: dict[str, str],
@@ -84,9 +66,8 @@ def result_grid(query: str, encoder_id: str, hits: list[Hit], paths: dict[str, s
 
 
 def recent_and_export(user_name: str) -> None:
-    queue = context.write_queue(str(context.db_path()))
     with context.page_database() as db:
-        recent = live_search.recent_flags(db, queue.pending(user=user_name), user_name)
+        recent = live_search.recent_flags(db, context.queue().pending(user=user_name), user_name)
         everything = labels.export(db)
     st.subheader("Your recent flags")
     if recent.empty:
@@ -102,8 +83,8 @@ def recent_and_export(user_name: str) -> None:
     st.caption(f"{len(everything):,} labels from all reviewers. They feed training with "
                "`python -m pipeline train --include-feedback`.")
     left, right = st.columns(2)
-    left.download_button("Labels as CSV", live_search.labels_csv(everything), "labels.csv", "text/csv", on_click="ignore",
-                         key="search_export_csv")
+    left.download_button("Labels as CSV", live_search.labels_csv(everything), "labels.csv", "text/csv",
+                         key="search_export_csv", on_click="ignore")
     right.download_button("Labels as Parquet", live_search.labels_parquet(everything), "labels.parquet",
                           "application/vnd.apache.parquet", key="search_export_parquet", on_click="ignore")
 
@@ -111,7 +92,7 @@ def recent_and_export(user_name: str) -> None:
 def main() -> None:
     st.title("Live search")
     user = context.current_user()
-    show_messages()
+    context.show_remembered()
     with context.page_database() as db:
         setup = live_search.read_setup(db)
     if not setup.encoders:

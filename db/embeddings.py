@@ -257,9 +257,8 @@ def vectors_of(db: Database, encoder_id: str, image_ids: Sequence[str]) -> dict[
 
 def index_version(db: Database, encoder_id: str) -> tuple:
     """Changes whenever the set of searchable photos of an encoder may have: visible photos with its vectors, the
-    newest minors decision and the newest vector. Keys the dashboard's cached search index."""
-    return tuple(db.fetch_all(
-        "SELECT (SELECT count(*) FROM embeddings e JOIN visible_images v ON v.id = e.image_id "
-        "WHERE e.encoder_id = ?), (SELECT max(decided_at) FROM minors_decisions), "
-        "(SELECT count(*) FROM minors_decisions), (SELECT max(created) FROM embeddings WHERE encoder_id = ?)",
-        [encoder_id, encoder_id])[0])
+    newest minors decision and the newest vector. Keys the dashboard's cached search index; its first item is
+    :func:`visible_vector_count`."""
+    return (visible_vector_count(db, encoder_id), *db.fetch_all(
+        "SELECT (SELECT max(decided_at) FROM minors_decisions), (SELECT count(*) FROM minors_decisions), "
+        "(SELECT max(created) FROM embeddings WHERE encoder_id = ?)", [encoder_id])[0])

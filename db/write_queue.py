@@ -124,6 +124,9 @@ class WriteQueue:
         self._outcomes: OrderedDict[str, Outcome] = OrderedDict()
         self._stopped = False
         self.unreadable_journal_lines = self._load_journal()
+        if self.unreadable_journal_lines:
+            log.warning("%s: %d unreadable journal line(s) skipped (a line cut short by a crash)", self.journal,
+                        self.unreadable_journal_lines)
         self._thread = threading.Thread(target=self._run, name="studio-writer", daemon=True)
         self._thread.start()
         _running_queues.add(self)
