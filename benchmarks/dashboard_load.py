@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dashboard import context, live_search  # noqa: E402
-from db import labels  # noqa: E402
+from db import labels, users  # noqa: E402
 from db.database import Database  # noqa: E402
 from db.shared import running_claim  # noqa: E402
 from db.embeddings import captions_of_readable_photos  # noqa: E402
@@ -56,6 +56,10 @@ def main() -> None:
         path = Path(tmp) / "studio.duckdb"
         shutil.copy(args.db, path)
         os.environ[context.DB_ENV] = str(path)
+        # The writer applies a flag only for a user the users file lists with a role (db/write_queue.py).
+        os.environ[users.USERS_ENV] = str(Path(tmp) / "users.json")
+        for number in range(args.sessions):
+            users.add(Path(tmp) / "users.json", f"reviewer{number:02d}", "product", None)
         with Database(path) as db:
             # Distinct captions that are not refused under the minors rules (those get no results to flag).
             queries = [q for q in dict.fromkeys(captions_of_readable_photos(db, "coco-mini")["text"])

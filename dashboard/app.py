@@ -1,8 +1,9 @@
 """The dashboard's single entrypoint (`streamlit run dashboard/app.py`): sign-in, then navigation by role.
 
 Pages are thin files beside this one, routed with ``st.navigation`` rather than a ``pages/`` folder. The list is
-built per session from the user's role, so a page a role may not see is not registered at all: its URL does not
-exist for that session (the Minors review page for anyone but moderators).
+built per session from the user's role (dashboard/roles.py), so a page a role may not see is not registered at
+all: its URL does not exist for that session (the Minors review page for anyone but moderators). Each page checks
+the role again itself (context.require_role), and every run re-checks the user against the users file.
 """
 
 from __future__ import annotations
@@ -17,21 +18,12 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:
     sys.path.insert(0, str(HERE.parent))
 
-from dashboard import signin  # noqa: E402 - needs the project root on sys.path first
-
-# (file, title, icon, roles that see it)
-PAGES = [
-    ("home_page.py", "Overview", ":material/dashboard:", ("data", "moderator", "product")),
-    ("ratings_page.py", "Ratings EDA", ":material/bar_chart:", ("data", "moderator", "product")),
-    ("minors_page.py", "Minors review", ":material/shield_person:", ("moderator",)),
-    ("models_page.py", "Model comparison", ":material/model_training:", ("data", "moderator", "product")),
-    ("search_page.py", "Live search", ":material/image_search:", ("data", "moderator", "product")),
-]
+from dashboard import roles, signin  # noqa: E402 - needs the project root on sys.path first
 
 
 def pages_for(role: str) -> list[st.Page]:
     return [st.Page(HERE / file, title=title, icon=icon, default=(file == "home_page.py"))
-            for file, title, icon, roles in PAGES if role in roles]
+            for file, title, icon, allowed in roles.PAGES if role in allowed]
 
 
 st.set_page_config(page_title="With Sense studio", layout="wide")

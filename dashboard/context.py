@@ -15,9 +15,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard.users import User
-from db.database import Database, DatabaseError
+from dashboard import roles
+from db import users
+from db.database import DatabaseError, ReadOnlyDatabase, ReadOnlyError
 from db.shared import DatabaseBusy, DatabaseMissing, SharedDatabase
+from db.users import User
 from db.write_queue import Outcome, WriteQueue
 
 DB_ENV = "STUDIO_DB"
@@ -44,7 +46,7 @@ def shared_database(path: str) -> SharedDatabase:
 
 @st.cache_resource
 def write_queue(path: str) -> WriteQueue:
-    return WriteQueue(shared_database(path))
+    return WriteQueue(shared_database(path), users.users_path(path))
 
 
 def queue() -> WriteQueue:
@@ -53,12 +55,15 @@ def queue() -> WriteQueue:
 
 
 @contextmanager
-def page_database() -> Iterator[Database]:
-    """The shared database for a block of reads; a missing or busy database ends the page with a message."""
+def page_database() -> Iterator[ReadOnlyDatabase]:
+    """The shared database, read-only, for a block of reads; a missing or busy database ends the page with a
+    message. Pages write only by submitting operations to the write queue."""
     path = db_path()
     try:
         with shared_database(str(path)).use() as db:
-            yield db
+            yield ReadOnlyDatabase(db)
+    except ReadOnlyError:
+        raise  # a page tried to write around the queue: a bug to see, not a message about the file
     except DatabaseMissing:
         st.info(f"No database at `{path}` yet. {how_to_build(path)}")
         st.stop()
@@ -75,6 +80,16 @@ def current_user() -> User:
     user = st.session_state.get(USER_KEY)
     if not isinstance(user, User):
         st.warning("Sign in first.")
+        st.stop()
+    return user
+
+
+def require_role(page: str) -> User:
+    """The signed-in user, when dashboard/roles.py lets their role see ``page`` (the page passes ``__file__``);
+    otherwise the page stops with a message. Every page calls this first: routing is not the only guard."""
+    user = current_user()
+    if user.role not in roles.page_roles(page):
+        st.error(f"This page is for {roles.who_sees(page)}.")
         st.stop()
     return user
 

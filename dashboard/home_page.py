@@ -52,6 +52,7 @@ def rejects_browser() -> None:
 
 
 def main() -> None:
+    context.require_role(__file__)
     st.title("With Sense studio")
     st.caption("What the pipeline has loaded into the studio database: datasets, row counts, ingest runs "
                "and the lines it rejected.")

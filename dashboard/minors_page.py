@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import context, minors_review
+from dashboard import context, minors_review, photo_view
 from db import minors
 from pipeline.minors.moderation import STATUSES, ModerationError, validate
 
 PAGE_SIZE = 20
+BLOCKED_SHOWN = 100
 STATUS_LABELS = {"cleared": "Clear (show in search)", "excluded": "Exclude", "pending_review": "Keep pending"}
 
 
@@ -31,11 +32,11 @@ def item(row) -> None:
     """One queued photo: thumbnail, why it is here (fired words highlighted), and a decision form."""
     with st.container(border=True):
         left, right = st.columns([1, 3])
-        photo = minors_review.photo_file(row.path)
-        if photo:
+        photo = photo_view.photo({row.image_id: (row.path, row.sha256)}, row.image_id)
+        if photo is not None:
             left.image(photo, width="stretch")
         else:
-            left.caption("(photo file not available)")
+            left.caption("(photo not available: no file, or not the bytes this decision is about)")
         right.markdown(f"**{row.image_id}** · `{row.status}` · {row.decided_by}"
                        + (f" ({row.moderator})" if row.moderator else ""))
         right.caption(minors_review.escape(row.reason))
@@ -49,12 +50,21 @@ def item(row) -> None:
             decide([row.image_id], status, reason)
 
 
+def blocked_searches() -> None:
+    """Searches the legal block refused (who, when, the words that fired): moderators see what people look for."""
+    with context.page_database() as db:
+        total, newest = minors.blocked_queries(db, BLOCKED_SHOWN)
+    st.subheader(f"Blocked searches ({total:,})")
+    if total:
+        st.caption(f"The newest {len(newest):,}." if total > len(newest) else "Newest first.")
+        st.dataframe(newest, hide_index=True)
+    else:
+        st.caption("No search has been refused under the minors rules.")
+
+
 def main() -> None:
     st.title("Minors review")
-    user = context.current_user()
-    if not user.is_moderator:  # app.py does not register this page for other roles; belt and braces
-        st.error("This page is for moderators.")
-        st.stop()
+    context.require_role(__file__)  # app.py does not register this page for other roles; belt and braces
     context.show_remembered()
 
     with context.page_database() as db:
@@ -94,6 +104,7 @@ def main() -> None:
     for row in shown.itertuples():
         item(row)
 
+    blocked_searches()
     st.subheader("Audit trail")
     st.dataframe(audit, hide_index=True)
     left, right = st.columns(2)

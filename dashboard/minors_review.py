@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pandas as pd
 
@@ -40,14 +39,20 @@ def highlight(caption: str, spans: list[tuple[int, int]]) -> str:
     return "".join(parts) + escape(caption[last:])
 
 
-def reasons_of(reasons_json: str | dict) -> dict:
+def reasons_of(reasons_json: str | dict | None) -> dict:
+    """The rule's evidence (rule, matched words, detections) with the latest moderator reason beside it.
+
+    A moderator decision keeps the rule's reasons under "rule_evidence" (db/minors.py moderate); decisions made
+    before that nested them under "previous", one level per decision: unwrap those to the rule's own."""
     reasons = json.loads(reasons_json) if isinstance(reasons_json, str) else dict(reasons_json or {})
-    # A moderator decision keeps the rule's reasons under "previous": show what fired originally.
-    previous = reasons.get("previous")
-    if previous and "matches" not in reasons:
-        inner = json.loads(previous) if isinstance(previous, str) else previous
-        reasons = {**inner, "moderator_reason": reasons.get("moderator_reason")}
-    return reasons
+    moderator_reason = reasons.get("moderator_reason")
+    evidence = reasons
+    while isinstance(evidence, dict) and "rule" not in evidence:
+        inner = evidence.get("rule_evidence", evidence.get("previous"))
+        evidence = json.loads(inner) if isinstance(inner, str) else inner
+    if not isinstance(evidence, dict):
+        evidence = {}
+    return {**evidence, "moderator_reason": moderator_reason} if moderator_reason else evidence
 
 
 def fired_captions(reasons_json: str | dict) -> list[str]:
@@ -69,11 +74,6 @@ def reason_summary(reasons_json: str | dict) -> str:
     if reasons.get("moderator_reason"):
         parts.append(f"moderator: {reasons['moderator_reason']}")
     return "; ".join(parts)
-
-
-def photo_file(path: object) -> str | None:
-    """The photo's file when it is on disk; None for photos whose file is missing (no path, or NaN from SQL)."""
-    return path if isinstance(path, str) and Path(path).is_file() else None
 
 
 def load_queue(db: Database, statuses: list[str], dataset: str | None, text: str | None) -> pd.DataFrame:

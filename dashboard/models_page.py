@@ -12,8 +12,9 @@ import streamlit as st
 
 from dashboard import comparison, context
 from db import models as model_store
+from db.write_queue import OP_ROLES
 
-EDITOR_ROLE = "data"
+EDITOR_ROLES = OP_ROLES["reranker"]  # who may change the re-ranker: the writer refuses everyone else too
 
 
 def show_runs(snapshot: comparison.Snapshot) -> None:
@@ -62,7 +63,7 @@ def choose_reranker(snapshot: comparison.Snapshot) -> None:
     """The data role picks the run search re-ranks with (or off); everyone else sees the choice."""
     st.subheader("Search re-ranker")
     user = context.current_user()
-    if user.role == EDITOR_ROLE:
+    if user.role in EDITOR_ROLES:
         choices = comparison.reranker_choices(snapshot.runs)
         current = snapshot.reranker or comparison.OFF
         choice = st.selectbox("Re-rank search results with", choices,
@@ -101,6 +102,7 @@ def show_retrieval(snapshot: comparison.Snapshot) -> None:
 
 
 def main() -> None:
+    context.require_role(__file__)
     st.title("Model comparison")
     st.caption("Relevance models trained by `python -m pipeline train`, compared on held-out folds, and the "
                "retrieval figures of the encoders.")

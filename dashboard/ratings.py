@@ -13,8 +13,8 @@ middle and highest score rather than three identified experts (Agreement.columns
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -277,10 +277,10 @@ def query_labels(queries: pd.DataFrame) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Tile:
-    """One photo of a drill-down gallery: its thumbnail path only where the photo is visible and on disk."""
+    """One photo of a drill-down gallery: its photo (JPEG bytes) only where it is visible and the decided bytes."""
 
     image_id: str
-    path: str | None
+    photo: bytes | None
     caption: str
 
 
@@ -296,14 +296,6 @@ def pair_caption(row: pd.Series) -> str:
     return " · ".join(parts)
 
 
-def gallery(pairs: pd.DataFrame, thumbnails: dict[str, str], size: int = GALLERY_SIZE) -> list[Tile]:
-    """Tiles of the first ``size`` photos of a query's pairs; a path only where shown_path allows it."""
-    return [Tile(row["image_id"], shown_path(row["image_id"], thumbnails), pair_caption(row))
-            for _, row in pairs.head(size).iterrows()]
-
-
-def shown_path(image_id: str, thumbnails: dict[str, str]) -> str | None:
-    """The file to show for a photo: only one reads.thumbnail_paths returned (the minors filter cleared it) and
-    still on disk (st.image fails on a file gone since the ingest)."""
-    path = thumbnails.get(image_id)
-    return path if path and Path(path).is_file() else None
+def gallery(pairs: pd.DataFrame, shown: Callable[[str], bytes | None], size: int = GALLERY_SIZE) -> list[Tile]:
+    """Tiles of the first ``size`` photos of a query's pairs; ``shown`` gives a photo only where it may be shown."""
+    return [Tile(row["image_id"], shown(row["image_id"]), pair_caption(row)) for _, row in pairs.head(size).iterrows()]

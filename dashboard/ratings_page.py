@@ -2,7 +2,7 @@
 experts agree, a drill-down by query and by photo, and the labels reviewers add from live search.
 
 Presentation only; the SQL lives in db/eda.py and the statistics and figures in dashboard/ratings.py. Photos are
-shown only through reads.thumbnail_paths, i.e. only photos the minors filter has cleared.
+shown only through reads.visible_photo_files and photo_view, i.e. only the bytes the minors filter has cleared.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import context, ratings
+from dashboard import context, photo_view, ratings
 from db import eda, reads
 from db.labels import VERDICTS
 
@@ -73,10 +73,10 @@ def crowd_and_target_section(snapshot: ratings.Snapshot) -> None:
 def show_gallery(tiles: list[ratings.Tile]) -> None:
     for column, tile in zip(st.columns(len(tiles) or 1), tiles):
         name = tile.image_id.split("/", 1)[-1]
-        if tile.path is None:
+        if tile.photo is None:
             column.caption(f"{name}: photo not available · {tile.caption}")
         else:
-            column.image(tile.path, caption=f"{name} · {tile.caption}")
+            column.image(tile.photo, caption=f"{name} · {tile.caption}")
 
 
 def query_drilldown(where: eda.PairFilter, queries: pd.DataFrame) -> None:
@@ -84,8 +84,8 @@ def query_drilldown(where: eda.PairFilter, queries: pd.DataFrame) -> None:
     query_id = st.selectbox("Query", list(labels), format_func=labels.get, key="eda_query")
     with context.page_database() as db:
         pairs = eda.pairs_of_query(db, where, query_id)
-        thumbnails = reads.thumbnail_paths(db, list(pairs["image_id"].head(ratings.GALLERY_SIZE)))
-    show_gallery(ratings.gallery(pairs, thumbnails))
+        files = reads.visible_photo_files(db, list(pairs["image_id"].head(ratings.GALLERY_SIZE)))
+    show_gallery(ratings.gallery(pairs, lambda image_id: photo_view.photo(files, image_id)))
     st.dataframe(pairs, hide_index=True)
 
 
@@ -94,13 +94,13 @@ def image_drilldown(where: eda.PairFilter, images: pd.DataFrame) -> None:
     image_id = st.selectbox("Photo", list(counts), format_func=lambda i: f"{i} · {counts[i]} pairs", key="eda_image")
     with context.page_database() as db:
         pairs = eda.pairs_of_image(db, where, image_id)
-        thumbnail = reads.thumbnail_paths(db, [image_id])
+        files = reads.visible_photo_files(db, [image_id])
     left, right = st.columns([1, 3])
-    path = ratings.shown_path(image_id, thumbnail)
-    if path is None:
+    photo = photo_view.photo(files, image_id)
+    if photo is None:
         left.caption("photo not available")
     else:
-        left.image(path)
+        left.image(photo)
     right.dataframe(pairs, hide_index=True)
 
 
@@ -122,7 +122,7 @@ def main() -> None:
     st.title("Ratings EDA")
     st.caption("How the experts (scores 1..4), the crowd (share of yes votes) and the aggregated relevance target "
                "judge (photo, query) pairs. Every chart and number follows the filters below.")
-    context.current_user()  # every role sees this page, but only a signed-in user
+    context.require_role(__file__)
     with context.page_database() as db:
         datasets = eda.rated_datasets(db)
     where = filters(datasets) if datasets else eda.PairFilter()

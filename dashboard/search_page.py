@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import context, live_search
+from dashboard import context, live_search, photo_view
 from db import labels, reads
 from db.database import DatabaseError
 from pipeline.encoders.base import WeightsUnavailable
@@ -42,7 +42,7 @@ def undo(write_key: str) -> None:
     context.remember(live_search.undo(context.queue(), context.current_user().name, write_key), "Undo")
 
 
-def result_grid(query: str, encoder_id: str, hits: list[Hit], paths: dict[str, str],
+def result_grid(query: str, encoder_id: str, hits: list[Hit], files: dict[str, tuple[str, str]],
                 captions: dict[str, list[str]], reranked: bool) -> None:
     bulk = st.columns([2, 3, 1], vertical_alignment="bottom")
     bulk[0].selectbox("Verdict for selected", list(VERDICT_LABELS), format_func=VERDICT_LABELS.get,
@@ -52,8 +52,11 @@ def result_grid(query: str, encoder_id: str, hits: list[Hit], paths: dict[str, s
     for start in range(0, len(hits), COLUMNS):
         for column, hit in zip(st.columns(COLUMNS), hits[start:start + COLUMNS]):
             with column.container(border=True):
-                if hit.image_id in paths:
-                    st.image(paths[hit.image_id], width="stretch")
+                photo = photo_view.photo(files, hit.image_id)
+                if photo is not None:
+                    st.image(photo, width="stretch")
+                else:
+                    st.caption("(photo not available)")
                 score = f"**#{hit.rank}** · score **{hit.score:.3f}**"
                 st.markdown(score + (f" · cosine {hit.cosine:.3f}" if reranked else ""))
                 st.caption(" · ".join(captions.get(hit.image_id, [])[:2]) or "(no caption)")
@@ -91,7 +94,7 @@ def recent_and_export(user_name: str) -> None:
 
 def main() -> None:
     st.title("Live search")
-    user = context.current_user()
+    user = context.require_role(__file__)
     context.show_remembered()
     with context.page_database() as db:
         setup = live_search.read_setup(db)
@@ -136,9 +139,9 @@ def main() -> None:
                     st.info("No results on this page: lower the minimum score or go back a page.")
                 ids = [hit.image_id for hit in result.hits]
                 with context.page_database() as db:
-                    paths = reads.thumbnail_paths(db, ids)
+                    files = reads.visible_photo_files(db, ids)
                     captions = reads.visible_captions_of(db, ids)
-                result_grid(result.query, encoder_id, result.hits, paths, captions, rerank)
+                result_grid(result.query, encoder_id, result.hits, files, captions, rerank)
     recent_and_export(user.name)
 
 

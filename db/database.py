@@ -26,6 +26,27 @@ class DatabaseError(RuntimeError):
     """A database problem explained in words a user can act on."""
 
 
+class ReadOnlyError(DatabaseError):
+    """A write was attempted through a read-only view (a dashboard page or cached object)."""
+
+
+# Statement kinds a read-only view lets through: queries, and EXPLAIN of them. Everything else (INSERT, UPDATE,
+# DELETE, CREATE, COPY, ATTACH, SET, PRAGMA, transactions...) is refused before it reaches DuckDB.
+READ_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
+
+
+def check_read_only(sql: str) -> None:
+    """ReadOnlyError unless every statement in ``sql`` only reads."""
+    try:
+        kinds = {statement.type for statement in duckdb.extract_statements(sql)}
+    except duckdb.Error as exc:
+        raise ReadOnlyError(f"not a valid query: {exc}") from exc
+    writes = kinds - READ_STATEMENTS
+    if writes:
+        raise ReadOnlyError(f"read-only view: {', '.join(sorted(k.name for k in writes))} refused; the dashboard "
+                            "writes only through its write queue (db/write_queue.py)")
+
+
 def _migration_scripts() -> list[tuple[int, str, str]]:
     """(version, file name, sql) of every migration shipped in db/migrations, in version order."""
     scripts = []
@@ -129,3 +150,72 @@ class Database:
                 raise
             cur.execute("COMMIT")
             cur.close()
+
+
+class ReadCursor:
+    """A cursor that runs only reading statements (see :func:`check_read_only`); registering Arrow tables as
+    views of this cursor is allowed, as reads join them."""
+
+    def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        self._cursor = cursor
+
+    def execute(self, sql: str, params: list | dict | None = None) -> ReadCursor:
+        check_read_only(sql)
+        self._cursor.execute(sql, params or [])
+        return self
+
+    def sql(self, sql: str, params: list | dict | None = None) -> duckdb.DuckDBPyRelation:
+        check_read_only(sql)
+        return self._cursor.sql(sql, params=params)
+
+    def register(self, name: str, data: object) -> None:
+        self._cursor.register(name, data)
+
+    def unregister(self, name: str) -> None:
+        self._cursor.unregister(name)
+
+    def fetchone(self) -> tuple | None:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[tuple]:
+        return self._cursor.fetchall()
+
+    def df(self) -> pd.DataFrame:
+        return self._cursor.df()
+
+    def close(self) -> None:
+        self._cursor.close()
+
+    def __enter__(self) -> ReadCursor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class ReadOnlyDatabase:
+    """The reads of a :class:`Database` and nothing else: what the dashboard's pages and cached objects get.
+
+    Why: the dashboard's one connection is read-write (DuckDB allows one configuration per file and process), so
+    read-only must be enforced above it. Every statement is checked before it runs, and there is no ``write``:
+    a page's writes are operations for the journalled write queue, applied by its one writer thread."""
+
+    read_only = True
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self.path = db.path
+
+    def fetch_all(self, sql: str, params: list | dict | None = None) -> list[tuple[Any, ...]]:
+        check_read_only(sql)
+        return self._db.fetch_all(sql, params)
+
+    def fetch_df(self, sql: str, params: list | dict | None = None) -> pd.DataFrame:
+        check_read_only(sql)
+        return self._db.fetch_df(sql, params)
+
+    def cursor(self) -> ReadCursor:
+        return ReadCursor(self._db.cursor())
+
+    def write(self) -> None:
+        raise ReadOnlyError(f"{self.path}: this view is read-only; submit the write to the write queue")

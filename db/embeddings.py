@@ -131,8 +131,9 @@ def save_texts(cur: duckdb.DuckDBPyConnection, encoder_id: str, shas: Sequence[s
 
 
 # ----------------------------------------------------------------------------------------------------- search
+# A vector is searchable only when it was computed from the bytes the cleared decision covers.
 _VISIBLE_VECTORS = (
-    "SELECT e.image_id, e.vector FROM embeddings e JOIN visible_images v ON v.id = e.image_id "
+    "SELECT e.image_id, e.vector FROM embeddings e JOIN visible_images v ON v.id = e.image_id AND v.sha256 = e.sha256 "
     "WHERE e.encoder_id = ? ORDER BY e.image_id"
 )
 
@@ -146,7 +147,7 @@ def visible_vectors(db: Database, encoder_id: str) -> tuple[list[str], np.ndarra
 
 def visible_vector_count(db: Database, encoder_id: str) -> int:
     return int(db.fetch_all("SELECT count(*) FROM embeddings e JOIN visible_images v ON v.id = e.image_id "
-                            "WHERE e.encoder_id = ?", [encoder_id])[0][0])
+                            "AND v.sha256 = e.sha256 WHERE e.encoder_id = ?", [encoder_id])[0][0])
 
 
 def visible_vector_chunks(db: Database, encoder_id: str, rows: int = 32_768) -> Iterator[tuple[list[str], np.ndarray]]:

@@ -109,7 +109,7 @@ class IngestTransaction:
     # ------------------------------------------------------------------------------------------------ writing
     def finish(self) -> list[FileCount]:
         """Reference checks, accepted rows into their tables, rejects, and the images table; per-file counts."""
-        known = ["SELECT name FROM image_scans"]
+        known = ["SELECT name FROM image_scans WHERE status <> 'skipped'"]
         known += [sql for c in self._checked if (sql := validation.defined_images_sql(c.spec, c.table))]
         self.cur.execute(f"CREATE OR REPLACE TEMP TABLE known_images AS SELECT DISTINCT name FROM ({' UNION '.join(known)})")
         for checked in self._checked:
@@ -138,20 +138,27 @@ class IngestTransaction:
         return FileCount(checked.file, accepted + rejected, accepted, rejected, checked.header)
 
     def _assemble_images(self) -> None:
-        """One images row per known image: scanned file if any, else 'missing'; duplicate scans are rejected."""
+        """One images row per known image: scanned file if any, else 'missing'; duplicate scans are rejected.
+
+        Scan statuses (pipeline/images.py): ``ok`` and ``corrupt`` are images; ``refused`` (a file that may not be
+        read, e.g. a symlink out of the dataset) is an image stored as ``missing`` with the reason; ``skipped``
+        (hidden files, sub-folders) is no image at all, only a reject, so it takes no part in duplicate names.
+        """
         self.cur.execute(
             """
             CREATE OR REPLACE TEMP TABLE scan_ranked AS
-            SELECT *, row_number() OVER (PARTITION BY name ORDER BY path) AS rank,
-                   first_value(path) OVER (PARTITION BY name ORDER BY path) AS first_path
+            SELECT *, CASE WHEN status <> 'skipped' THEN row_number() OVER w END AS rank,
+                   first_value(path) OVER w AS first_path
             FROM image_scans
+            WINDOW w AS (PARTITION BY name, status = 'skipped' ORDER BY path)
             """
         )
         self.cur.execute(
             """
             INSERT INTO rejects
             SELECT ?, ?, path, NULL, NULL,
-                   CASE WHEN rank > 1 THEN 'duplicate image name "' || name || '"; kept ' || first_path
+                   CASE WHEN status IN ('skipped', 'refused') THEN reason
+                        WHEN rank > 1 THEN 'duplicate image name "' || name || '"; kept ' || first_path
                         ELSE 'corrupt image: ' || reason END
             FROM scan_ranked WHERE rank > 1 OR status <> 'ok'
             """,
@@ -162,9 +169,11 @@ class IngestTransaction:
             INSERT INTO images
             SELECT $dataset || '/' || k.name, $dataset, k.name,
                    coalesce(s.path, f.path), coalesce(s.split, f.split),
-                   CASE WHEN s.status = 'ok' THEN s.width WHEN s.status IS NULL THEN f.width END,
-                   CASE WHEN s.status = 'ok' THEN s.height WHEN s.status IS NULL THEN f.height END,
-                   s.sha256, coalesce(s.status, 'missing'),
+                   CASE WHEN s.status = 'ok' THEN s.width
+                        WHEN s.status IS NULL OR s.status = 'refused' THEN f.width END,
+                   CASE WHEN s.status = 'ok' THEN s.height
+                        WHEN s.status IS NULL OR s.status = 'refused' THEN f.height END,
+                   s.sha256, CASE WHEN s.status = 'refused' THEN 'missing' ELSE coalesce(s.status, 'missing') END,
                    CASE WHEN s.status IS NOT NULL THEN s.reason
                         WHEN f.path IS NOT NULL THEN 'file not found'
                         ELSE 'no image file in the dataset' END,

@@ -53,11 +53,11 @@ def replace_rule_decisions(cur: duckdb.DuckDBPyConnection, rows: list[tuple[str,
 
 
 def decisions(db: Database, statuses: Sequence[str] = STATUSES) -> pd.DataFrame:
-    """Decisions with the photo's dataset and path: for the moderator page only."""
+    """Decisions with the photo's dataset, path and the sha256 of the bytes decided: for the moderator page only."""
     return db.fetch_df(
         """
         SELECT m.image_id, m.status, m.reasons, m.rule_set_version, m.decided_by, m.moderator, m.decided_at,
-               i.dataset, d.root || '/' || i.path AS path
+               i.dataset, d.root || '/' || i.path AS path, m.sha256
         FROM minors_decisions m JOIN images i ON i.id = m.image_id JOIN datasets d ON d.id = i.dataset
         WHERE list_contains(?, m.status) ORDER BY m.status, m.image_id
         """,
@@ -83,10 +83,16 @@ def moderate(cur: duckdb.DuckDBPyConnection, image_ids: Sequence[str], new_statu
         """,
         [next_id, moderator, now, new_status, reason],
     )
+    # The rule's evidence stays beside every later decision, one level down however often moderators decide
+    # (a rule decision's reasons are the evidence; a moderator decision carries it on; 'previous' is the
+    # nesting that moderator decisions made before this migration used).
     cur.execute(
         """
         INSERT OR REPLACE INTO minors_decisions
-        SELECT c.image_id, i.sha256, ?, json_object('moderator_reason', ?, 'previous', m.reasons),
+        SELECT c.image_id, i.sha256, ?,
+               json_object('moderator_reason', ?, 'rule_evidence',
+                           CASE WHEN m.decided_by = 'rule' THEN m.reasons
+                                ELSE coalesce(m.reasons -> '$.rule_evidence', m.reasons -> '$.previous') END),
                coalesce(m.rule_set_version, 'none'), 'moderator', ?, ?
         FROM chosen c JOIN images i ON i.id = c.image_id LEFT JOIN minors_decisions m USING (image_id)
         """,
@@ -115,5 +121,18 @@ def log_blocked_query(cur: duckdb.DuckDBPyConnection, query: str, matches: list[
                 [next_id, datetime.now(), query, json.dumps(matches), user, version])
 
 
-def blocked_queries(db: Database) -> pd.DataFrame:
-    return db.fetch_df("SELECT * FROM blocked_queries ORDER BY id")
+def blocked_queries(db: Database, limit: int = 100) -> tuple[int, pd.DataFrame]:
+    """How many searches the legal block refused, and the newest ``limit`` of them with the words that fired:
+    for moderators, who see what people look for."""
+    total = int(db.fetch_all("SELECT count(*) FROM blocked_queries")[0][0])
+    newest = db.fetch_df(
+        """
+        SELECT logged_at, user_name, query,
+               array_to_string(list_distinct(CAST(json_extract_string(matches, '$[*].text') AS VARCHAR[])), ', ')
+                   AS matched_words,
+               rule_set_version
+        FROM blocked_queries ORDER BY id DESC LIMIT ?
+        """,
+        [limit],
+    )
+    return total, newest

@@ -71,29 +71,15 @@ def first_rejects(db: Database, dataset: str, per_file: int = 3) -> list[tuple[s
     )
 
 
-def visible_photos(db: Database, dataset: str | None = None) -> pd.DataFrame:
-    """Photos the minors filter cleared, with their captions: what exports and galleries may show."""
-    return db.fetch_df(
-        """
-        SELECT v.id AS image_id, v.dataset, d.root || '/' || v.path AS path,
-               string_agg(c.text, ' | ' ORDER BY c.id) AS captions
-        FROM visible_images v JOIN datasets d ON d.id = v.dataset
-        LEFT JOIN captions c ON c.image_id = v.id
-        WHERE ? IS NULL OR v.dataset = ?
-        GROUP BY ALL ORDER BY v.id
-        """,
-        [dataset, dataset],
-    )
-
-
-def thumbnail_paths(db: Database, image_ids: list[str]) -> dict[str, str]:
-    """File paths for thumbnails of these photos; photos that are not visible are simply absent."""
+def visible_photo_files(db: Database, image_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """(file path, sha256 the cleared decision covers) of these photos; photos that are not visible are absent.
+    Pages show a photo only through pipeline.photos, which refuses bytes with another sha256."""
     rows = db.fetch_all(
-        "SELECT v.id, d.root || '/' || v.path FROM visible_images v JOIN datasets d ON d.id = v.dataset "
+        "SELECT v.id, d.root || '/' || v.path, v.sha256 FROM visible_images v JOIN datasets d ON d.id = v.dataset "
         "WHERE v.id IN (SELECT unnest(?))",
         [list(image_ids)],
     )
-    return dict(rows)
+    return {image_id: (path, sha256) for image_id, path, sha256 in rows}
 
 
 def _rejects_filter(dataset: str | None, file: str | None, reason_contains: str | None) -> tuple[str, list]:

@@ -4,8 +4,9 @@ Why: DuckDB lets one process hold a file read-write, and while it does no other 
 dashboard must not keep the pipeline out for as long as it runs, so it holds the file only while some session
 (or the write queue) is using it, plus a short linger so a burst of page runs shares one open (~20 ms each).
 
-A pipeline stage announces itself with a claim file beside the database (``<db>.pipeline``: pid, stage, start)
-before it opens the file. While a live claim exists, :meth:`SharedDatabase.use` refuses new uses with
+A pipeline stage announces itself before it opens the file: it holds an exclusive OS lock on
+``<db>.pipeline.lock`` (the kernel releases it when the process ends, however it ends) and writes the claim file
+``<db>.pipeline`` (pid, stage, start) beside the database. While the lock is held, :meth:`SharedDatabase.use` refuses new uses with
 :class:`DatabaseBusy` and closes the file as soon as the last current user is done, so the stage gets in within
 milliseconds; it waits for that (bounded) with ``Database(..., wait_seconds=...)``. Nobody ever waits on a lock
 the other side holds while waiting itself, so there is no deadlock: the dashboard fails fast (and queues its
@@ -15,19 +16,20 @@ writes, see db/write_queue.py) and the pipeline waits a bounded time for in-flig
 from __future__ import annotations
 
 import atexit
+import fcntl
 import json
 import os
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 
-from db.database import Database, DatabaseError
+from db.database import Database, DatabaseError, ReadCursor, ReadOnlyDatabase
 
 LINGER_SECONDS = 2.0
 
@@ -45,35 +47,103 @@ def claim_path(db_path: str | Path) -> Path:
     return path.with_name(path.name + ".pipeline")
 
 
+def claim_lock_path(db_path: str | Path) -> Path:
+    path = Path(db_path)
+    return path.with_name(path.name + ".pipeline.lock")
+
+
+class ClaimUnavailable(DatabaseError):
+    """Another pipeline stage holds the claim on this database, or the claim cannot be written."""
+
+
 def running_claim(db_path: str | Path) -> dict | None:
-    """The live pipeline claim on this database, if any. A claim left by a killed process (its pid is gone) or an
-    unreadable one is ignored: it must never lock the dashboard out forever."""
+    """The live pipeline claim on this database, if any.
+
+    Liveness is the OS lock on ``<db>.pipeline.lock``, never a process id: the kernel drops the lock when the
+    stage's process ends, however it ends, so a stale claim (a killed stage, a pid since reused by another
+    process) never locks the dashboard out. The claim file only says which stage it is."""
+    try:
+        fd = os.open(claim_lock_path(db_path), os.O_RDONLY)
+    except OSError:
+        return None  # no stage has ever run here (or the lock file is unreadable: nothing to wait for)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _claim_details(db_path)
+    finally:
+        os.close(fd)  # also releases the shared lock taken when no stage runs
+    return None
+
+
+def _claim_details(db_path: str | Path) -> dict:
     try:
         claim = json.loads(claim_path(db_path).read_text(encoding="utf-8"))
-        os.kill(int(claim["pid"]), 0)
-    except PermissionError:  # alive, but another user's process
-        return claim
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return claim
+        if isinstance(claim, dict):
+            return claim
+    except (OSError, ValueError):
+        pass
+    return {"stage": "(starting)", "pid": None, "started": None}  # locked, details not written yet
 
 
 @contextmanager
-def pipeline_claim(db_path: str | Path, stage: str) -> Iterator[None]:
-    """Announce a pipeline stage on this database for as long as the block runs (see the module docstring)."""
-    path = claim_path(db_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"pid": os.getpid(), "stage": stage, "started": datetime.now().isoformat()}),
-                    encoding="utf-8")
+def pipeline_claim(db_path: str | Path, stage: str, *, wait_seconds: float = 0.0,
+                   optional: bool = False) -> Iterator[bool]:
+    """Announce a pipeline stage on this database for as long as the block runs (see the module docstring).
+
+    Takes an exclusive OS lock (one stage at a time; a second one waits up to ``wait_seconds``, then gets a
+    ClaimUnavailable naming the running stage) and writes the claim file atomically (a temporary file renamed
+    over it). Yields True when the claim is held. With ``optional`` (stages that only read), storage where the
+    claim cannot be written (read-only) yields False instead of failing: the stage then opens the file
+    read-only and the dashboard is not told to let go."""
+    lock = claim_lock_path(db_path)
     try:
-        yield
-    finally:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        if optional:
+            yield False
+            return
+        raise ClaimUnavailable(f"{lock}: cannot write the pipeline claim ({exc.strerror or exc}); the database "
+                               "folder must be writable for this stage") from exc
+    try:
+        _lock_within(fd, db_path, wait_seconds)
+        _write_claim(db_path, stage)
         try:
-            claim = json.loads(path.read_text(encoding="utf-8"))
-            if claim.get("pid") == os.getpid():
-                path.unlink()
-        except (OSError, ValueError):
-            pass
+            yield True
+        finally:
+            try:
+                claim_path(db_path).unlink()
+            except OSError:
+                pass
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _lock_within(fd: int, db_path: str | Path, wait_seconds: float) -> None:
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                claim = _claim_details(db_path)
+                raise ClaimUnavailable(
+                    f"{db_path}: the pipeline stage `{claim.get('stage')}` (pid {claim.get('pid')}, started "
+                    f"{claim.get('started')}) is running on this database; wait for it to finish") from None
+            time.sleep(0.1)
+
+
+def _write_claim(db_path: str | Path, stage: str) -> None:
+    """Write the claim file whole or not at all: a reader never sees half a claim."""
+    path = claim_path(db_path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    claim = {"pid": os.getpid(), "stage": stage, "started": datetime.now().isoformat()}
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(claim))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
 
 
 def busy_message(claim: dict) -> str:
@@ -161,31 +231,27 @@ class SharedDatabase:
 
 
 class LeasedDatabase:
-    """The read/write interface of :class:`Database` over a SharedDatabase, holding the file only for each call.
+    """The reads of :class:`Database` over a SharedDatabase, holding the file only for each call; read-only.
 
     For long-lived objects cached across page runs (a search index, a re-ranker): they keep this instead of a
     Database, so caching them never keeps a pipeline stage out. A call made while a stage holds the file raises
-    DatabaseBusy."""
+    DatabaseBusy. There is no ``write``: every write of the dashboard is an operation for its write queue."""
+
+    read_only = True
 
     def __init__(self, shared: SharedDatabase) -> None:
         self.shared = shared
         self.path = shared.path
-        self.read_only = False
 
     def fetch_all(self, sql: str, params: list | dict | None = None) -> list[tuple]:
         with self.shared.use() as db:
-            return db.fetch_all(sql, params)
+            return ReadOnlyDatabase(db).fetch_all(sql, params)
 
     def fetch_df(self, sql: str, params: list | dict | None = None) -> pd.DataFrame:
         with self.shared.use() as db:
-            return db.fetch_df(sql, params)
+            return ReadOnlyDatabase(db).fetch_df(sql, params)
 
     @contextmanager
-    def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self.shared.use() as db, db.cursor() as cur:
-            yield cur
-
-    @contextmanager
-    def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self.shared.use() as db, db.write() as cur:
+    def cursor(self) -> Iterator[ReadCursor]:
+        with self.shared.use() as db, ReadOnlyDatabase(db).cursor() as cur:
             yield cur

@@ -3,12 +3,20 @@
 A reader stages every line (or JSON record) it read as ``(line_no, raw, norm)``: ``norm`` is the line with its
 fields joined by a separator. Validation then runs as two set-based passes inside DuckDB, not per row in Python:
 
-1. *row checks* (``check_rows``): column count, empty fields, number syntax and ranges, image-name syntax, and
-   per-file rules such as "crowd share agrees with n_yes / n_no". The first failing check is the row's reason.
+1. *row checks* (``check_rows``): column count, empty fields, control characters, number syntax and ranges,
+   image-name syntax, and per-file rules such as "crowd share agrees with n_yes / n_no". The first failing check
+   is the row's reason.
 2. *reference checks* (``check_references``), once every file of the dataset is staged and the set of known
    images is known: image references, duplicate keys, and values that must agree across rows.
 
 Rows whose ``reason`` stays NULL are accepted; the rest go to ``rejects`` with file, line, raw text and reason.
+
+Control characters: in free text (captions, query texts, names) a tab, line feed or carriage return is whitespace
+and each run of them is stored as one space (COCO has a caption broken as "cut\\n."), so stored text never
+breaks a line or a tab-separated export. Any other control character (NUL, escape, DEL, the C1 range
+U+0080-U+009F) rejects the row: it is damage or an attempt to smuggle terminal escapes, and no caption needs one.
+Image names admit none at all: each layout's image pattern leaves them out.
+
 Every identifier interpolated into SQL here comes from the specs in this module, never from input data; every
 value from input data is a bound parameter.
 """
@@ -25,7 +33,9 @@ ColumnKind = Literal["image", "caption_key", "text", "int", "float", "id"]
 INT_SYNTAX = r"[+-]?\d+(\.0+)?"
 FLOAT_SYNTAX = r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?"
 CAPTION_KEY_SYNTAX = r"(.+)#(\d+)"
-ID_SYNTAX = r"\d+"
+ID_SYNTAX = r"\d{1,18}"  # a non-negative integer that fits a BIGINT, as every reader of the ids can hold it
+CONTROL_CHARACTER = r"[\x00-\x1f\x7f-\x9f]"  # RE2 syntax; tab, LF and CR in text are spaces by then
+TEXT_WHITESPACE = r"[\t\n\r]+"
 
 
 @dataclass(frozen=True)
@@ -158,7 +168,19 @@ COCO_IMAGES = FileSpec(
         Column("height", "int", minimum=1),
     ),
     key=(IMAGE,),
+    rules=(
+        # The path of a missing photo is images/<split>/<file_name>: it must not lead into another folder.
+        RowRule(r"regexp_matches(file_name__raw, '[/\\]') OR file_name__raw IN ('.', '..')",
+                "file_name must be a file name, without folders"),
+    ),
     target="image_facts_coco",
+)
+
+COCO_CATEGORIES = FileSpec(
+    name="coco_categories",
+    columns=(Column("category_id", "id"), Column("category", "text"), Column("supercategory", "text")),
+    key=("category_id",),
+    target="none",  # checked and counted only: each object row carries its category's names
 )
 
 COCO_CAPTIONS = FileSpec(
@@ -195,6 +217,12 @@ def _column_checks(column: Column) -> list[tuple[str, str]]:
     name, raw = column.name, f"{column.name}__raw"
     quoted = f"'\"' || {raw} || '\"'"
     checks: list[tuple[str, str]] = [(f"{raw} = ''", f"'empty {name}'")]
+    if column.kind == "text":  # every other kind has a syntax of its own that admits no control character
+        checks.append((
+            f"regexp_matches({raw}, '{CONTROL_CHARACTER}')",
+            f"CASE WHEN strpos({raw}, chr(0)) > 0 THEN 'NUL character in {name}' ELSE 'control character U+' || "
+            f"printf('%04X', unicode(regexp_extract({raw}, '{CONTROL_CHARACTER}'))) || ' in {name}' END",
+        ))
     if column.kind == "image":
         checks.append(
             (f"NOT regexp_full_match({raw}, $image_pattern)", f"'{name} ' || {quoted} || ' is not a valid image name (' || $image_rule || ')'")
@@ -210,7 +238,8 @@ def _column_checks(column: Column) -> list[tuple[str, str]]:
             )
         )
     elif column.kind == "id":
-        checks.append((f"NOT regexp_full_match({raw}, '{ID_SYNTAX}')", f"'{name} ' || {quoted} || ' is not a numeric id'"))
+        checks.append((f"NOT regexp_full_match({raw}, '{ID_SYNTAX}')",
+                       f"'{name} ' || {quoted} || ' is not a numeric id of at most 18 digits'"))
     elif column.kind in ("int", "float"):
         what = "an integer" if column.kind == "int" else "a number"
         checks.append((f"{name} IS NULL", f"'{name} ' || {quoted} || ' is not {what}'"))
@@ -225,7 +254,11 @@ def _column_checks(column: Column) -> list[tuple[str, str]]:
 def row_check_sql(spec: FileSpec, stage: str, table: str) -> str:
     """CREATE a temp ``table`` of typed rows of ``stage`` with the first failing row check as ``reason``."""
     n = len(spec.columns)
-    raws = ", ".join(f"trim(f[{i + 1}]) AS {c.name}__raw" for i, c in enumerate(spec.columns))
+    raws = ", ".join(
+        f"trim(regexp_replace(f[{i + 1}], '{TEXT_WHITESPACE}', ' ', 'g')) AS {c.name}__raw" if c.kind == "text"
+        else f"trim(f[{i + 1}]) AS {c.name}__raw"
+        for i, c in enumerate(spec.columns)
+    )
     # The image part of a caption key <image>#<n>: text before the last '#' (string functions, not a regex).
     raws += "".join(
         f", left({c.name}__raw, length({c.name}__raw) - strpos(reverse({c.name}__raw), '#')) AS {c.name}__image"
@@ -320,6 +353,7 @@ WHERE t.line_no = d.line_no AND d.differs""")
 # ------------------------------------------------------------------------------------------- accepted rows go to
 # Each takes the checked table's accepted rows; $dataset, $source and $split are bound parameters.
 TARGET_INSERTS: dict[str, str] = {
+    "none": "",
     "expert_ratings": """
 INSERT INTO expert_ratings
 SELECT $dataset, $dataset || '/' || image__raw, $dataset || '/' || query_id__raw, expert_1, expert_2, expert_3
@@ -361,6 +395,7 @@ ON CONFLICT (image_id, category) DO UPDATE SET n_instances = objects.n_instances
 }
 
 TARGET_PARAMS: dict[str, tuple[str, ...]] = {
+    "none": (),
     "expert_ratings": ("dataset",),
     "crowd_ratings": ("dataset",),
     "captions_by_key": ("dataset", "source"),
@@ -380,7 +415,7 @@ class CheckedFile:
     file: str
     table: str
     params: dict[str, str] = field(default_factory=dict)
-    python_rejects: list[tuple[int, str, str]] = field(default_factory=list)  # (line, raw, reason)
+    python_rejects: list[tuple[int | None, str | None, str]] = field(default_factory=list)  # (line, raw, reason)
     header: bool = False
 
 

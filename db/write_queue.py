@@ -8,6 +8,11 @@ in one transaction (a batch that fails is retried one operation at a time, so on
 its own). Each applied key is recorded in ``applied_writes`` in the same transaction, so replaying the journal
 after a crash between commit and journal compaction applies nothing twice. While a pipeline stage holds the
 file the writer waits and retries; the page tells the user the write is queued.
+
+Roles are checked where the write is applied, not only on the page that offers it: callers give only the user's
+name, each write carries the role the users file gave that user when it was submitted, and the writer applies it
+only if that role and the role the users file gives the user *now* both allow the operation (:data:`OP_ROLES`). A user removed or demoted while
+their write waits (behind a pipeline stage, say) is refused, and the refusal is recorded in ``applied_writes``.
 """
 
 from __future__ import annotations
@@ -29,10 +34,11 @@ from pathlib import Path
 
 import duckdb
 
-from db import labels, minors
+from db import labels, minors, users
 from db import models as model_store
 from db.database import Database, DatabaseError
 from db.shared import SharedDatabase
+from db.users import UsersError, UsersFile
 
 MAX_BATCH = 200
 RETRY_SECONDS = 0.5
@@ -42,13 +48,18 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Write:
-    """One journalled operation: who asked for it, when, and its arguments (JSON-serialisable)."""
+    """One journalled operation: who asked for it, when, and its arguments (JSON-serialisable).
+
+    ``role`` is the user's role in the users file at submit time; None when the file did not list them then, or
+    for a line journalled before roles were carried: the role the users file gives at apply time alone decides
+    (it is checked for every write anyway, so an old journal line never gets more than its user has now)."""
 
     key: str
     op: str
     user: str
     submitted: str  # ISO timestamp
     payload: dict = field(default_factory=dict)
+    role: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,7 +81,8 @@ def _undo_label(cur: duckdb.DuckDBPyConnection, write: Write) -> None:
 
 def _moderate(cur: duckdb.DuckDBPyConnection, write: Write) -> None:
     p = write.payload
-    minors.moderate(cur, p["image_ids"], p["status"], write.user, p["reason"])
+    reason = users.clean_text(p["reason"], what="reason", limit=users.REASON_LIMIT)  # as the page checked it
+    minors.moderate(cur, p["image_ids"], p["status"], write.user, reason)
 
 
 def _blocked_query(cur: duckdb.DuckDBPyConnection, write: Write) -> None:
@@ -85,6 +97,11 @@ def _reranker(cur: duckdb.DuckDBPyConnection, write: Write) -> None:
 OPS: dict[str, Callable[[duckdb.DuckDBPyConnection, Write], None]] = {
     "label": _label, "undo_label": _undo_label, "moderate": _moderate, "blocked_query": _blocked_query,
     "reranker": _reranker,
+}
+# The roles that may make each operation; checked by the writer for every write (see the module docstring).
+OP_ROLES: dict[str, tuple[str, ...]] = {
+    "label": users.ROLES, "undo_label": users.ROLES, "blocked_query": users.ROLES, "moderate": ("moderator",),
+    "reranker": ("data",),
 }
 
 
@@ -106,8 +123,10 @@ def journal_path(db_path: str | Path) -> Path:
 class WriteQueue:
     """Journal plus single writer thread for one database; share one per process (st.cache_resource)."""
 
-    def __init__(self, shared: SharedDatabase, *, retry_seconds: float = RETRY_SECONDS) -> None:
+    def __init__(self, shared: SharedDatabase, users_file: Path, *, retry_seconds: float = RETRY_SECONDS) -> None:
+        """``users_file``: the dashboard's users file (db/users.py ``users_path``), which decides every role."""
         self.shared = shared
+        self.users = UsersFile(users_file)
         self.journal = journal_path(shared.path)
         self.retry_seconds = retry_seconds
         # One journal, one owner: a second dashboard process on the same database would interleave and compact
@@ -143,8 +162,10 @@ class WriteQueue:
         unknown = sorted({op for op, _ in ops} - OPS.keys())
         if unknown:
             raise ValueError(f"unknown write operation(s): {', '.join(unknown)}")
+        user = user.strip()
         now = datetime.now().isoformat()
-        writes = [Write(uuid.uuid4().hex, op, user.strip(), now, payload) for op, payload in ops]
+        role = self._role_now(user)
+        writes = [Write(uuid.uuid4().hex, op, user, now, payload, role) for op, payload in ops]
         lines = "".join(json.dumps(asdict(w)) + "\n" for w in writes)
         with self._cond:
             if self._stopped:
@@ -196,6 +217,14 @@ class WriteQueue:
         self._thread.join(timeout)
         self._owner.close()  # releases the lock
 
+    def _role_now(self, user: str) -> str | None:
+        """The user's role in the users file, journalled with their writes; None when it does not list them or
+        cannot be read: the role at apply time then decides alone."""
+        try:
+            return self.users.role_of(user)
+        except UsersError:
+            return None
+
     # ------------------------------------------------------------------------------------------------- writer
     def _load_journal(self) -> int:
         """Queue what a previous process journalled but may not have applied; returns unreadable lines (a line
@@ -224,8 +253,14 @@ class WriteQueue:
                     return
                 batch = self._pending[:MAX_BATCH]
             try:
+                known = self.users.load()
+            except UsersError as exc:  # nobody's role can be checked: keep the journal until the file is fixed
+                log.warning("studio writer: %s; writes wait in the journal", exc)
+                time.sleep(self.retry_seconds)
+                continue
+            try:
                 with self.shared.use() as db:
-                    outcomes = self._apply(db, batch)
+                    outcomes = self._apply(db, batch, known)
             except DatabaseError:  # missing, busy (a pipeline stage) or locked: keep the journal, try again
                 time.sleep(self.retry_seconds)
                 continue
@@ -241,17 +276,18 @@ class WriteQueue:
                 self._rewrite_journal()
                 self._cond.notify_all()
 
-    def _apply(self, db: Database, batch: list[Write]) -> dict[str, Outcome]:
-        """The batch in one transaction; if that fails, each write in its own, refusing only the bad ones."""
+    def _apply(self, db: Database, batch: list[Write], known: dict[str, dict]) -> dict[str, Outcome]:
+        """The batch in one transaction; if that fails, each write in its own, refusing only the bad ones.
+        ``known``: the users file now (name -> entry), which every write's role is checked against."""
         try:
-            _apply_transaction(db, batch)
+            _apply_transaction(db, batch, known)
             return {w.key: Outcome("saved") for w in batch}
         except Exception:  # noqa: BLE001 - whatever failed is found and reported one write at a time below
             pass
         outcomes = {}
         for write in batch:
             try:
-                _apply_transaction(db, [write])
+                _apply_transaction(db, [write], known)
                 outcomes[write.key] = Outcome("saved")
             except Exception as exc:  # noqa: BLE001 - a refused write must not stop the writer thread
                 with db.write() as cur:
@@ -269,13 +305,29 @@ class WriteQueue:
         os.replace(tmp, self.journal)
 
 
-def _apply_transaction(db: Database, writes: list[Write]) -> None:
+def _apply_transaction(db: Database, writes: list[Write], known: dict[str, dict]) -> None:
     with db.write() as cur:
         done = _already_applied(cur, [w.key for w in writes])
         for write in writes:
             if write.key not in done:
+                _check_role(write, known)
                 OPS[write.op](cur, write)
                 _record(cur, write, None)
+
+
+def _check_role(write: Write, known: dict[str, dict]) -> None:
+    """PermissionError unless the user is in the users file now and both their role now and their role when
+    they submitted (when recorded) may make this operation."""
+    allowed = OP_ROLES[write.op]
+    entry = known.get(write.user)
+    if entry is None:
+        raise PermissionError(f"{write.user} is not in the users file (removed?)")
+    if entry["role"] not in allowed:
+        raise PermissionError(f"{write.user} is {entry['role']} now; {write.op} needs the role "
+                              f"{' or '.join(allowed)}")
+    if write.role is not None and write.role not in allowed:
+        raise PermissionError(f"{write.user} was {write.role} when this {write.op} was submitted; it needs the role "
+                              f"{' or '.join(allowed)}")
 
 
 def _already_applied(cur: duckdb.DuckDBPyConnection, keys: list[str]) -> set[str]:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import csv
 import getpass
+import math
 import secrets
 import sys
 import time
 import traceback
 from pathlib import Path
 
-from dashboard import users
-from db import reads
+from db import reads, users
 from db.database import Database, DatabaseError
 from db.shared import pipeline_claim
 from db import models as model_store
@@ -20,7 +20,7 @@ from pipeline import (bridge, download, embed, encoders, evaluate_retrieval, fea
                       search, targets, train)
 from pipeline.encoders.base import WeightsUnavailable
 from pipeline.encoders.offline import Bridge as OfflineBridge
-from pipeline.ingest import IngestError, ingest_dataset
+from pipeline.ingest import IngestError, InvalidDatasetName, check_dataset_name, ingest_dataset
 from pipeline.layouts import DataNotFound, discover, resolve_data_dir
 from pipeline.minors import clip_check, moderation
 from pipeline.minors import filter as minors_filter
@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--db", default=DEFAULT_DB, help=f"DuckDB file (default: {DEFAULT_DB})")
     common.add_argument("--quiet", action="store_true", help="no progress bars")
     common.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
-    common.add_argument("--wait", type=float, default=OPEN_WAIT_SECONDS,
+    common.add_argument("--wait", type=_seconds, default=OPEN_WAIT_SECONDS,
                         help="seconds to wait for the dashboard to let go of the database "
                              f"(default: {OPEN_WAIT_SECONDS:g})")
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
@@ -109,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
                            "(off by default: on COCO-mini it also cleared photos with people; see README)")
     cal = stages.add_parser("calibrate-minors", parents=[common, clip],
                             help="calibrate the CLIP child-score threshold on hand-labelled photos")
-    cal.add_argument("--labels", default="tests/data/minors_labels.csv",
+    cal.add_argument("--labels", required=True,
                      help="CSV image_id,child_under_16 (yes/no/unsure); unsure counts as a child")
     cal.add_argument("--dataset", default="coco-mini")
     cal.add_argument("--target-recall", type=float, default=0.98)
@@ -123,6 +123,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _ingest(args: argparse.Namespace) -> int:
     found = discover(resolve_data_dir(args.data))
+    if args.name is not None:
+        check_dataset_name(args.name)  # before anything is opened: exit 2
     if args.name and len(found) > 1:
         raise DataNotFound(f"--name applies to one dataset, but {len(found)} were found: "
                            + ", ".join(p.name for p, _ in found))
@@ -131,7 +133,7 @@ def _ingest(args: argparse.Namespace) -> int:
         for root, reader in found:
             try:
                 result = ingest_dataset(db, root, reader, name=args.name, force=args.force, quiet=args.quiet)
-            except IngestError as exc:
+            except (IngestError, InvalidDatasetName) as exc:  # one bad dataset folder; the others still load
                 print(f"error: {exc}", file=sys.stderr)
                 failed += 1
                 continue
@@ -215,14 +217,16 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    with _open(args) as db:  # read-write: a blocked query is logged
+    # Read-write where it can, so a blocked query is logged; on read-only storage it still searches.
+    with _open(args, read_only=args.read_only_storage) as db:
         encoder = _encoder(args, db)
         run_id = model_store.reranker(db) if args.rerank else None
         if args.rerank and not run_id:
             raise ValueError("--rerank: no re-ranker chosen; run `python -m pipeline use-reranker RUN_ID --by NAME`")
         reranker = rerank.Reranker(db, run_id, encoder) if run_id else None
-        result = search.Searcher(db, encoder, reranker).search(args.query, k=args.k, user=args.user,
-                                                               rerank=args.rerank)
+        log_blocked = _cannot_log_blocked if db.read_only else None
+        result = search.Searcher(db, encoder, reranker, log_blocked=log_blocked).search(
+            args.query, k=args.k, user=args.user, rerank=args.rerank)
     if result.legal_notice:
         print(result.legal_notice)
         return 3
@@ -231,6 +235,11 @@ def _search(args: argparse.Namespace) -> int:
     for hit in result.hits:
         print(f"{hit.rank:>4}  {hit.score:.3f}  {hit.image_id}")
     return 0
+
+
+def _cannot_log_blocked(query: str, verdict: object, user: str | None) -> None:
+    print(f"warning: the database is on read-only storage, so this blocked query was not logged: {query!r}",
+          file=sys.stderr)
 
 
 def _clip_encoder(args: argparse.Namespace):
@@ -339,9 +348,9 @@ def _add_user(args: argparse.Namespace) -> int:
         password = getpass.getpass(f"password for {args.name}: ")
         if getpass.getpass("again: ") != password:
             raise ValueError("the two passwords differ")
-    users.add(path, args.name, args.role, password)
+    name = users.add(path, args.name, args.role, password)
     shown = f" with password {password}" if args.generate_password else ""
-    print(f"add-user: {args.name} ({args.role}) in {path}{shown}")
+    print(f"add-user: {name} ({args.role}) in {path}{shown}")
     return 0
 
 
@@ -365,6 +374,21 @@ STAGES = {"ingest": _ingest, "relevance": _relevance, "status": _status, "downlo
           "add-user": _add_user}
 
 
+# Stages that only read: on read-only storage (where no claim can be written) they open the file read-only.
+READING_STAGES = {"status", "models", "search"}
+
+
+def _seconds(text: str) -> float:
+    """A finite, non-negative number of seconds (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds, 0 or more")
+    return value
+
+
 def _open(args: argparse.Namespace, *, read_only: bool = False) -> Database:
     """The stage's database, waiting up to --wait seconds for another process (the dashboard) to let go."""
     return Database(args.db, read_only=read_only, wait_seconds=args.wait)
@@ -375,8 +399,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.stage in STAGES_WITHOUT_DB:
             return STAGES[args.stage](args)
-        # The claim file tells a running dashboard to let go of the file and queue its writes (db/shared.py).
-        with pipeline_claim(args.db, args.stage):
+        # The claim tells a running dashboard to let go of the file and queue its writes, and keeps a second
+        # stage out until this one ends (db/shared.py).
+        with pipeline_claim(args.db, args.stage, wait_seconds=args.wait,
+                            optional=args.stage in READING_STAGES) as claimed:
+            args.read_only_storage = not claimed
             return STAGES[args.stage](args)
     except KeyboardInterrupt:
         print("interrupted: the running transaction was rolled back; the database is as it was", file=sys.stderr)

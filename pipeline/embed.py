@@ -2,8 +2,9 @@
 
 Only photos without a vector for the current bytes (sha256) are encoded, in batches, each committed on its
 own: a killed run keeps the batches it finished and the next run goes on from there. Missing and corrupt photos
-are skipped and counted; a photo that fails to decode now (changed on disk since ingest) is reported and
-skipped. Decoding and resizing run in a loader worker so that they overlap the forward pass.
+are skipped and counted. A photo is read through pipeline/photos.py: bytes whose sha256 is not the one ingested
+(and decided on by the minors filter) are reported and skipped, never embedded, and EXIF orientation is applied.
+Decoding and resizing run in a loader worker so that they overlap the forward pass.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 from db import embeddings as store
 from db.database import Database
+from pipeline import photos
 from pipeline.encoders.base import Encoder
 
 DEFAULT_BATCH = 32
@@ -39,20 +40,21 @@ class EmbedReport:
 
 
 class _Photos(torch.utils.data.Dataset):
-    """Decodes and preprocesses one photo per item; a failure is returned, not raised."""
+    """Reads the decided bytes of one photo per item, upright, and preprocesses them; a failure is returned."""
 
-    def __init__(self, paths: Sequence[str], encoder: Encoder) -> None:
-        self.paths, self.encoder = list(paths), encoder
+    def __init__(self, paths: Sequence[str], shas: Sequence[str], encoder: Encoder) -> None:
+        self.paths, self.shas, self.encoder = list(paths), list(shas), encoder
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int):
         try:
-            with Image.open(self.paths[index]) as image:
-                return index, self.encoder.preprocess(image)
-        except Exception as exc:  # noqa: BLE001 - any decode failure is that photo's problem only
-            return index, f"cannot decode: {exc}"
+            return index, self.encoder.preprocess(photos.open_verified(self.paths[index], self.shas[index]))
+        except photos.PhotoUnavailable as exc:
+            return index, str(exc)
+        except Exception as exc:  # noqa: BLE001 - any preprocessing failure is that photo's problem only
+            return index, f"cannot preprocess: {exc}"
 
 
 def _single_threaded(_: int) -> None:
@@ -103,7 +105,7 @@ def _encode_photos(db: Database, encoder: Encoder, rows: pd.DataFrame, batch_siz
     if rows.empty:
         return
     loader = torch.utils.data.DataLoader(
-        _Photos(rows["path"].tolist(), encoder), batch_size=batch_size, num_workers=workers,
+        _Photos(rows["path"].tolist(), rows["sha256"].tolist(), encoder), batch_size=batch_size, num_workers=workers,
         collate_fn=_collate, prefetch_factor=4 if workers else None,
         worker_init_fn=_single_threaded,
     )

@@ -5,6 +5,9 @@ DuckDB 2.0, ``read_csv(..., new_line='\\n', store_rejects=true)`` still breaks l
 the run of invalid bytes, so it reports 128 "lines" where the file has 65 and every later line number is off by
 63. Framing on ``\\n`` in Python is exact and cheap (one decode, one split); all per-row validation still runs as
 set-based SQL in DuckDB (db/validation.py), which keeps a million-row file well above 300,000 rows/s.
+
+Fields are joined with ``FIELD_SEPARATOR`` (U+001F) for SQL when Python resolved their quoting, so a field that
+holds that character itself is rejected here, by name; every other control character is judged in SQL.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import bisect
 import csv
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -37,13 +39,9 @@ class StagedRows:
     spec: FileSpec
     rows: pa.Table  # line_no BIGINT, raw VARCHAR, norm VARCHAR
     separator: str
-    python_rejects: list[tuple[int, str, str]] = field(default_factory=list)
+    python_rejects: list[tuple[int | None, str | None, str]] = field(default_factory=list)  # (line, raw, reason)
     header: bool = False
     params: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def lines_read(self) -> int:
-        return self.rows.num_rows + len(self.python_rejects)
 
 
 def clip(text: str) -> str:
@@ -159,9 +157,25 @@ def _arrow_lines(text: str, skip_header: bool) -> pa.Table:
     return pa.table({"line_no": numbers, "raw": lines, "norm": lines})
 
 
-def stage_delimited(path: Path, label: str, spec: FileSpec, **params: str) -> StagedRows:
-    """Read one delimited file into :class:`StagedRows`; nothing about its content is assumed but the spec."""
-    data = path.read_bytes()
+def _separator_in(values: list[str], spec: FileSpec) -> str | None:
+    """The reject reason when a field holds ``FIELD_SEPARATOR`` (it would split the row for SQL), else None."""
+    for index, value in enumerate(values):
+        if FIELD_SEPARATOR in value:
+            name = spec.columns[index].name if index < len(spec.columns) else f"field {index + 1}"
+            return f"control character U+001F in {name}"
+    return None
+
+
+def unread_file(label: str, spec: FileSpec, reason: str) -> StagedRows:
+    """A source file that could not be read (refused, unreadable): no rows, one reject for the whole file."""
+    staged = stage_records(label, spec, [])
+    staged.python_rejects.append((None, None, reason))
+    return staged
+
+
+def stage_text(data: bytes, label: str, spec: FileSpec, **params: str) -> StagedRows:
+    """Stage the bytes of one delimited file as :class:`StagedRows`; nothing about its content is assumed but
+    the spec. (The reader opened the file: pipeline/dataset_files.py says which files may be read.)"""
     text, valid = _decode(data)
     dialect = sniff(text[:SNIFF_BYTES].split("\n")[:SNIFF_SAMPLE], spec)
     quoting = dialect.delimiter != "\t" and '"' in text
@@ -179,8 +193,12 @@ def stage_delimited(path: Path, label: str, spec: FileSpec, **params: str) -> St
             if fields is None:
                 rejects.append((number, clip(line), "malformed quoting"))
                 continue
+            values = fields[int(dialect.index_column):]
+            if reason := _separator_in(values, spec):
+                rejects.append((number, clip(line), reason))
+                continue
             keep.append((number, line))
-            norm.append(FIELD_SEPARATOR.join(fields[int(dialect.index_column):]))
+            norm.append(FIELD_SEPARATOR.join(values))
         numbers = [n for n, _ in keep]
         lines = [line for _, line in keep]
     rows = pa.table(
@@ -195,6 +213,13 @@ def stage_delimited(path: Path, label: str, spec: FileSpec, **params: str) -> St
 
 def stage_records(label: str, spec: FileSpec, records: list[tuple[int, str, list[str]]], **params: str) -> StagedRows:
     """Stage already-parsed records (JSON): (1-based record index, raw text, field values)."""
+    rejects, kept = [], []
+    for record in records:
+        if reason := _separator_in(record[2], spec):
+            rejects.append((record[0], clip(record[1]), reason))
+        else:
+            kept.append(record)
+    records = kept
     rows = pa.table(
         {
             "line_no": pa.array([r[0] for r in records], pa.int64()),
@@ -202,4 +227,4 @@ def stage_records(label: str, spec: FileSpec, records: list[tuple[int, str, list
             "norm": pa.array([FIELD_SEPARATOR.join(r[2]) for r in records], pa.string()),
         }
     )
-    return StagedRows(label, spec, rows, FIELD_SEPARATOR, [], False, dict(params))
+    return StagedRows(label, spec, rows, FIELD_SEPARATOR, rejects, False, dict(params))

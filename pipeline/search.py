@@ -53,8 +53,21 @@ class SearchResult:
     legal_notice: str | None = None  # set when the query was refused under the minors rules
 
 
+def _refuse_undecodable(text: str) -> None:
+    """Refuse lone surrogates: bytes that were not UTF-8 where the query came from (Python keeps undecodable
+    command-line bytes as '\\udcXX'). No tokenizer accepts them, and they are not text anyone typed."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(text[exc.start])
+        what = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"lone surrogate U+{code:04X}"
+        raise QueryError(f"The query is not valid UTF-8 text ({what} at character {exc.start + 1}); retype it, "
+                         "or set the terminal or file it came from to UTF-8.") from None
+
+
 def clean_query(text: str | None) -> tuple[str, list[str]]:
     """Normalised query and notices about it; raises QueryError when nothing searchable is left."""
+    _refuse_undecodable(text or "")
     text = unicodedata.normalize("NFKC", text or "").strip()
     text = " ".join(text.split())
     if not text:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboard import users
+from db import users
 from db.database import Database
 from pipeline.cli import main as pipeline_main
 from test_search_page import colour_photos

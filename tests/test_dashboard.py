@@ -12,11 +12,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dashboard import context, overview, users
-from dashboard.users import User
+from dashboard import context, overview
 from dashboard_support import DATA, MODERATOR, PRODUCT, frame_with_column, open_app, plotly_values
+from db import users
 from db.database import Database
 from db.shared import SharedDatabase, pipeline_claim
+from db.users import User
 from pipeline.cli import main as pipeline_main
 
 # Two Flickr8k-text datasets: "tiny-flickr" has one malformed line and one bad image name, "clean-flickr" none.

@@ -51,16 +51,28 @@ def test_sniff_pandas_index_column() -> None:
 
 def test_tsv_quotes_are_text_csv_quotes_are_quoting(tmp_path) -> None:
     from db.validation import FLICKR_CAPTIONS
-    from pipeline.lines import stage_delimited
+    from pipeline.lines import stage_text
 
     tsv = tmp_path / "captions.txt"
     tsv.write_text('a.jpg#0\t"Stop" sign on a corner .\na.jpg#1\tA sign that says " sale " .\n')
-    staged = stage_delimited(tsv, "captions.txt", FLICKR_CAPTIONS)
+    staged = stage_text(tsv.read_bytes(), "captions.txt", FLICKR_CAPTIONS)
     assert staged.rows.column("norm").to_pylist() == [
         'a.jpg#0\t"Stop" sign on a corner .', 'a.jpg#1\tA sign that says " sale " .']
     assert staged.python_rejects == []
     csv_file = tmp_path / "train.csv"
     csv_file.write_text('a.jpg,b.jpg#0,"A dog, running"\na.jpg,c.jpg#0,"broken\n')
-    staged = stage_delimited(csv_file, "train.csv", WITHSENSE_TRAIN)
+    staged = stage_text(csv_file.read_bytes(), "train.csv", WITHSENSE_TRAIN)
     assert staged.rows.column("norm").to_pylist() == ["a.jpg\x1fb.jpg#0\x1fA dog, running"]
     assert staged.python_rejects == [(2, 'a.jpg,c.jpg#0,"broken', "malformed quoting")]
+
+
+def test_field_holding_the_unit_separator_is_rejected_by_name(tmp_path) -> None:
+    """U+001F joins the fields of quoted lines for SQL, so a field holding it would shift every later column."""
+    from pipeline.lines import stage_text
+
+    path = tmp_path / "train.csv"
+    path.write_text('a.jpg,a.jpg#0,"A dog, \x1frunning"\na.jpg,b.jpg#0,"A cat, sitting"\n')
+    staged = stage_text(path.read_bytes(), "train.csv", WITHSENSE_TRAIN)
+    assert staged.rows.column("line_no").to_pylist() == [2]
+    reason = "control character U+001F in query_text"
+    assert staged.python_rejects == [(1, 'a.jpg,a.jpg#0,"A dog, \x1frunning"', reason)]

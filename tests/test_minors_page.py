@@ -3,6 +3,7 @@ by one and in bulk recorded with the moderator and reason, the audit trail; plus
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -11,10 +12,12 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import context, minors_review
-from dashboard_support import APP, DATA, MODERATOR, PRODUCT, TIMEOUT, open_app
+from builders import image_bytes
+from dashboard import context, minors_review, photo_view
+from dashboard_support import APP, DATA, MODERATOR, PRODUCT, TIMEOUT, frame_with_column, open_app
 from db.database import Database
 from pipeline.cli import main as pipeline_main
+from pipeline.minors import query_block
 from test_search_page import colour_photos
 
 
@@ -114,14 +117,30 @@ def test_highlight_merges_overlaps_and_escapes_markdown() -> None:
     assert minors_review.reason_summary(moderated) == "caption-child-words; words: boy, kid; moderator: toy"
 
 
-def test_photo_file_is_none_for_missing_files(tmp_path: Path) -> None:
-    (tmp_path / "a.jpg").write_bytes(b"x")
-    assert minors_review.photo_file(str(tmp_path / "a.jpg")) == str(tmp_path / "a.jpg")
-    assert minors_review.photo_file(str(tmp_path / "b.jpg")) is None
-    assert minors_review.photo_file(float("nan")) is None and minors_review.photo_file(None) is None
+def test_photo_view_is_none_for_missing_or_changed_files(tmp_path: Path) -> None:
+    (tmp_path / "a.jpg").write_bytes(image_bytes())
+    sha = hashlib.sha256(image_bytes()).hexdigest()
+    assert photo_view.photo({"a": (str(tmp_path / "a.jpg"), sha)}, "a") is not None
+    assert photo_view.photo({"a": (str(tmp_path / "a.jpg"), "0" * 64)}, "a") is None  # not the decided bytes
+    assert photo_view.photo({"b": (str(tmp_path / "b.jpg"), sha)}, "b") is None
+    assert photo_view.photo({"n": (float("nan"), None)}, "n") is None and photo_view.photo({}, "a") is None
 
 
 def test_no_decisions_yet_names_the_filter_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     Database(tmp_path / "empty.duckdb").close()
     at = open_app(monkeypatch, tmp_path / "empty.duckdb", MODERATOR, page="minors_page.py")
     assert "python -m pipeline filter" in at.info[0].value and not at.metric
+
+
+def test_moderators_see_the_searches_the_legal_block_refused(monkeypatch: pytest.MonkeyPatch,
+                                                             minors_db: Path) -> None:
+    at = open_app(monkeypatch, minors_db, MODERATOR, page="minors_page.py")
+    assert "Blocked searches (0)" in [h.value for h in at.subheader]
+    with Database(minors_db) as db:
+        for query in ("kids on a beach", "a little boy with a kite"):
+            query_block.log(db, query, query_block.check(query), "rita")
+    at.run()
+    assert "Blocked searches (2)" in [h.value for h in at.subheader]
+    blocked = frame_with_column(at, "matched_words")
+    assert blocked[["user_name", "query", "matched_words"]].values.tolist() == [
+        ["rita", "a little boy with a kite", "little boy"], ["rita", "kids on a beach", "kids"]]

@@ -61,7 +61,8 @@ def test_withsense_layout_end_to_end(db: Database, tmp_path: Path) -> None:
     assert (queries.read, queries.accepted, queries.header) == (2, 2, True)  # '|' and a pandas index column
     assert db.fetch_all("SELECT text FROM captions WHERE id = 'ws/test2.jpg#0'") == [("A man rides a bike .",)]
     assert [r[3] for r in rejects(db, "test_images.csv")] == [
-        'image "../etc/passwd" is not a valid image name (an image file name such as photo.jpg, without folders)']
+        'image "../etc/passwd" is not a valid image name '
+        '(an image file name such as photo.jpg, without folders or control characters)']
     images = {r[0]: r[1:] for r in db.fetch_all("SELECT name, status, split, width, path FROM images")}
     assert images[IMG_A] == ("ok", "train", 32, f"train_images/{IMG_A}")
     assert images["test1.jpg"] == ("ok", "test", 40, "test_images/test1.jpg")

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline import photos
+
 MAX_SIDE = 800  # larger photos are scaled down first: detection time grows with pixels, recall barely does
 CASCADES = (
     ("frontal_face", "haarcascade_frontalface_default.xml"),
@@ -40,10 +42,15 @@ class PeopleDetector:
         self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
         self.id = f"opencv-people-n{min_neighbors}-h{hog_threshold:g}"
 
-    def count(self, path: str) -> np.ndarray | None:
-        """Detections per detector (in NAMES order), or None when the photo cannot be read."""
+    def count(self, path: str, sha256: str) -> np.ndarray | None:
+        """Detections per detector (in NAMES order) on the decided bytes of the photo (pipeline/photos.py; OpenCV
+        applies the EXIF orientation when it decodes), or None when they cannot be had or decoded."""
         cv2 = self.cv2
-        image = cv2.imread(path)
+        try:
+            data = photos.read_verified(path, sha256)
+        except photos.PhotoUnavailable:
+            return None
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         if image is None:
             return None
         scale = MAX_SIDE / max(image.shape[:2])
@@ -54,8 +61,12 @@ class PeopleDetector:
                  for c in self.cascades]
         found.append(len(self.cascades[2].detectMultiScale(cv2.flip(gray, 1), scaleFactor=1.1,
                                                            minNeighbors=self.min_neighbors, minSize=(20, 20))))
-        _, weights = self.hog.detectMultiScale(image, winStride=(8, 8), padding=(8, 8), scale=1.05)
-        found.append(int((np.asarray(weights).reshape(-1) > self.hog_threshold).sum()))
+        window_width, window_height = self.hog.winSize
+        if image.shape[1] >= window_width and image.shape[0] >= window_height:
+            _, weights = self.hog.detectMultiScale(image, winStride=(8, 8), padding=(8, 8), scale=1.05)
+            found.append(int((np.asarray(weights).reshape(-1) > self.hog_threshold).sum()))
+        else:  # OpenCV aborts the whole process on a photo smaller than the HOG window (64 x 128)
+            found.append(0)
         return np.asarray(found, dtype=np.float32)
 
     def sees_people(self, counts: np.ndarray) -> bool:

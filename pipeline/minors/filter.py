@@ -104,9 +104,9 @@ def _people_counts(db: Database, detector: PeopleDetector, photos, quiet: bool) 
     counts = dict(zip(ids, cached))
     todo = photos[~photos["image_id"].isin(counts)]
     for photo in tqdm(list(todo.itertuples()), desc="people detector", unit="photo", disable=quiet):
-        found = detector.count(photo.path)
+        found = detector.count(photo.path, photo.sha256)
         if found is None:
-            continue  # unreadable now: stays fail-closed
+            continue  # unreadable now, or not the ingested bytes: stays fail-closed
         with db.write() as cur:
             vectors_store.save_features(cur, detector.id, [photo.image_id], [photo.sha256],
                                         found[None, :].astype(np.float32))

@@ -2,8 +2,11 @@
 
 A query with any child or doubtful match is refused with a legal notice and no photos, and logged in
 `blocked_queries`. Doubtful words block too: a query cannot be sent to a moderator, so it fails closed ("a girl
-on a beach" is refused; "a young woman on a beach" is not). "a baby elephant" and "a young man throwing a
-frisbee" are ordinary queries.
+on a beach" and "a minor" are refused; "a young woman on a beach" is not). The lexicon reads the query as a person
+would (lexicon.py, textfold.py), so spelling tricks block like the plain word: ``chi\\u200bld`` (zero-width space),
+``chіld`` (Cyrillic i), fullwidth or styled letters, ``c h i l d``, ``ch.ild``, ``k1ds``. Baby and young animals stay
+searchable: "a baby elephant", "a kid goat", "a goat and her kid"; so do "a young man throwing a frisbee" and
+"minor league baseball".
 """
 
 from __future__ import annotations

@@ -10,8 +10,7 @@ from pathlib import Path
 
 from db.validation import CROWD, EXPERT, FLICKR_CAPTIONS, SPLIT_LIST
 from pipeline.images import list_image_files
-from pipeline.lines import stage_delimited
-from pipeline.readers import DatasetPlan
+from pipeline.readers import DatasetPlan, stage_file
 
 LAYOUT = "flickr8k"
 TOKENS = "Flickr8k.token.txt"
@@ -30,12 +29,11 @@ def detect(root: Path) -> bool:
 
 def read(root: Path) -> DatasetPlan:
     plan = DatasetPlan(LAYOUT, IMAGE_PATTERN, IMAGE_RULE)
-    for name, spec in ((TOKENS, FLICKR_CAPTIONS), (EXPERTS, EXPERT), (CROWD_FILE, CROWD)):
-        if (root / name).is_file():
-            plan.staged.append(stage_delimited(root / name, name, spec))
-    for split, name in SPLITS.items():
-        if (root / name).is_file():
-            plan.staged.append(stage_delimited(root / name, name, SPLIT_LIST, split=split))
+    sources = [(name, spec, {}) for name, spec in ((TOKENS, FLICKR_CAPTIONS), (EXPERTS, EXPERT), (CROWD_FILE, CROWD))]
+    sources += [(name, SPLIT_LIST, {"split": split}) for split, name in SPLITS.items()]
+    for name, spec, params in sources:
+        if (staged := stage_file(root, name, spec, **params)) is not None:
+            plan.staged.append(staged)
     for folder in IMAGE_FOLDERS:
         plan.image_files.extend(list_image_files(root, folder, None))
     return plan

@@ -10,8 +10,7 @@ from pathlib import Path
 
 from db.validation import CROWD, EXPERT, SPLIT_LIST, WITHSENSE_TEST_QUERIES, WITHSENSE_TRAIN
 from pipeline.images import list_image_files
-from pipeline.lines import stage_delimited
-from pipeline.readers import DatasetPlan
+from pipeline.readers import DatasetPlan, stage_file
 
 LAYOUT = "withsense"
 FILES = (
@@ -22,8 +21,9 @@ FILES = (
     ("test_images.csv", SPLIT_LIST, {"split": "test"}),
 )
 IMAGE_FOLDERS = {"train_images": "train", "test_images": "test"}
-IMAGE_PATTERN = r"(?i)[^/\\]+\.(jpe?g|png|webp|bmp|gif|tiff?)"
-IMAGE_RULE = "an image file name such as photo.jpg, without folders"
+# RE2 syntax; no control characters (tab, NUL, escape, C1) in a name.
+IMAGE_PATTERN = r"(?i)[^/\\\x00-\x1f\x7f-\x9f]+\.(jpe?g|png|webp|bmp|gif|tiff?)"
+IMAGE_RULE = "an image file name such as photo.jpg, without folders or control characters"
 
 
 def detect(root: Path) -> bool:
@@ -33,8 +33,8 @@ def detect(root: Path) -> bool:
 def read(root: Path) -> DatasetPlan:
     plan = DatasetPlan(LAYOUT, IMAGE_PATTERN, IMAGE_RULE)
     for name, spec, params in FILES:
-        if (root / name).is_file():
-            plan.staged.append(stage_delimited(root / name, name, spec, **params))
+        if (staged := stage_file(root, name, spec, **params)) is not None:
+            plan.staged.append(staged)
     for folder, split in IMAGE_FOLDERS.items():
         plan.image_files.extend(list_image_files(root, folder, split))
     return plan
