@@ -107,7 +107,14 @@ def pipeline_claim(db_path: str | Path, stage: str, *, wait_seconds: float = 0.0
                                "folder must be writable for this stage") from exc
     try:
         _lock_within(fd, db_path, wait_seconds)
-        _write_claim(db_path, stage)
+        try:
+            _write_claim(db_path, stage)
+        except OSError as exc:  # a full disk, say
+            if not optional:
+                raise ClaimUnavailable(f"{claim_path(db_path)}: cannot write the pipeline claim "
+                                       f"({exc.strerror or exc})") from exc
+            yield False
+            return
         try:
             yield True
         finally:
@@ -139,11 +146,15 @@ def _write_claim(db_path: str | Path, stage: str) -> None:
     path = claim_path(db_path)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     claim = {"pid": os.getpid(), "stage": stage, "started": datetime.now().isoformat()}
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(json.dumps(claim))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(claim))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def busy_message(claim: dict) -> str:

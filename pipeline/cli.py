@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import getpass
 import math
 import secrets
@@ -11,6 +12,8 @@ import sys
 import time
 import traceback
 from pathlib import Path
+
+import duckdb
 
 from db import reads, users
 from db.database import Database, DatabaseError
@@ -31,12 +34,14 @@ from pipeline.report import ingest_summary
 DEFAULT_DB = "studio.duckdb"
 OPEN_WAIT_SECONDS = 60.0
 STAGES_WITHOUT_DB = {"download", "add-user"}
+DISK_FULL_ADVICE = ("; if the disk is full, free space and run again: what was stored before is intact (this "
+                    "stage's unfinished transaction is rolled back)")
 
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data", help="data folder (default: $STUDIO_DATA, else ../shared/data)")
-    common.add_argument("--db", default=DEFAULT_DB, help=f"DuckDB file (default: {DEFAULT_DB})")
+    common.add_argument("--db", type=_path_text, default=DEFAULT_DB, help=f"DuckDB file (default: {DEFAULT_DB})")
     common.add_argument("--quiet", action="store_true", help="no progress bars")
     common.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
     common.add_argument("--wait", type=_seconds, default=OPEN_WAIT_SECONDS,
@@ -60,14 +65,14 @@ def _parser() -> argparse.ArgumentParser:
     encoder.add_argument("--pretrained", default="default",
                          help="open_clip pretrained tag or checkpoint path; 'none' for random weights")
     emb = stages.add_parser("embed", parents=[common, encoder], help="vectors for new or changed photos")
-    emb.add_argument("--batch-size", type=int, default=32)
-    emb.add_argument("--workers", type=int, default=1, help="photo decoding processes (default 1)")
+    emb.add_argument("--batch-size", type=_at_least(1), default=32)
+    emb.add_argument("--workers", type=_at_least(0), default=1, help="photo decoding processes (default 1)")
     fit = stages.add_parser("fit-bridge", parents=[common], help="fit the offline encoder's bridge on captions")
     fit.add_argument("--dataset", help="fit on this dataset's captions only (default: all)")
     ev = stages.add_parser("evaluate-retrieval", parents=[common, encoder],
                            help="Recall@K / MRR / nDCG / mAP on COCO captions and categories")
     ev.add_argument("--dataset", default="coco-mini")
-    ev.add_argument("--folds", type=int, default=5, help="cross-fitting folds for the fitted bridge")
+    ev.add_argument("--folds", type=_at_least(2), default=5, help="cross-fitting folds for the fitted bridge")
     find = stages.add_parser("search", parents=[common, encoder], help="top-K photos for a text query")
     find.add_argument("query")
     find.add_argument("-k", type=int, default=10)
@@ -81,14 +86,14 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--dataset", help="dataset of the target (default: the first that has its data)")
     tr.add_argument("--feature-sets", help=f"comma-separated (default: all the data allows): "
                                            f"{', '.join(features.FEATURE_SETS)}")
-    tr.add_argument("--folds", type=int, default=5)
+    tr.add_argument("--folds", type=_at_least(2), default=5)
     tr.add_argument("--include-feedback", action="store_true", help="reviewers' labels join the training pairs")
     tr.add_argument("--artifacts", help="folder for model files (default: models/ beside the database)")
-    tr.add_argument("--threads", type=int, default=2, help="threads for the random forest (default 2)")
+    tr.add_argument("--threads", type=_at_least(1), default=2, help="threads for the random forest (default 2)")
     stages.add_parser("models", parents=[common], help="registered model runs and their metrics")
     use = stages.add_parser("use-reranker", parents=[common], help="choose the run that re-ranks search results")
     use.add_argument("run_id", help="a model run id, or 'none' to switch re-ranking off")
-    use.add_argument("--by", required=True, help="who chooses (recorded)")
+    use.add_argument("--by", required=True, type=_person, help="who chooses (recorded)")
     au = stages.add_parser("add-user", parents=[common], help="add or replace a dashboard user (users file)")
     au.add_argument("name", help="user name, or the e-mail an OIDC provider reports (with --oidc)")
     au.add_argument("--role", required=True, choices=users.ROLES)
@@ -155,7 +160,12 @@ def _status(args: argparse.Namespace) -> int:
         print(f"{args.db}: no database yet; run `python -m pipeline ingest`")
         return 1
     with _open(args, read_only=True) as db:
-        print(reads.datasets_overview(db).to_string(index=False))
+        try:
+            overview = reads.datasets_overview(db)
+        except duckdb.CatalogException:  # created, but the first ingest was stopped before its tables existed
+            print(f"{args.db}: no datasets yet; run `python -m pipeline ingest`")
+            return 1
+        print(overview.to_string(index=False))
         print()
         print(reads.ingest_runs(db, 10).to_string(index=False))
     return 0
@@ -262,14 +272,27 @@ def _filter(args: argparse.Namespace) -> int:
 def _calibrate_minors(args: argparse.Namespace) -> int:
     if not args.clip_pretrained:
         raise ValueError("calibrate-minors needs --clip-pretrained (CLIP weights: a tag or a checkpoint path)")
-    with open(args.labels, newline="") as handle:
-        labels = {f"{args.dataset}/{row['image_id']}": row["child_under_16"] != "no" for row in csv.DictReader(handle)}
+    labels = _minors_labels(Path(args.labels), args.dataset)
     with _open(args) as db:
         result = clip_check.calibrate_on_labels(db, _clip_encoder(args), labels, args.target_recall, quiet=args.quiet)
     print(f"calibrate-minors: threshold {result['threshold']:.4f} catches {result['recall']:.1%} of "
           f"{result['positives']} labelled children (target {args.target_recall:.0%}) and sends "
           f"{result['review_share']:.1%} of {result['photos']} photos to review")
     return 0
+
+
+def _minors_labels(path: Path, dataset: str) -> dict[str, bool]:
+    """image id -> shows a child (yes or unsure), from a CSV with the columns image_id and child_under_16."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"--labels {path}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from exc
+    missing = {"image_id", "child_under_16"} - set(rows[0] if rows else ())
+    if missing:
+        raise ValueError(f"--labels {path}: needs a header with the columns image_id and child_under_16 "
+                         f"(missing: {', '.join(sorted(missing))})")
+    return {f"{dataset}/{row['image_id']}": row["child_under_16"] != "no" for row in rows}
 
 
 def _moderate(args: argparse.Namespace) -> int:
@@ -378,6 +401,37 @@ STAGES = {"ingest": _ingest, "relevance": _relevance, "status": _status, "downlo
 READING_STAGES = {"status", "models", "search"}
 
 
+def _at_least(minimum: int):
+    """argparse type: a whole number >= ``minimum``."""
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r}: give {minimum} or more")
+        return value
+    return whole
+
+
+def _path_text(text: str) -> str:
+    """argparse type: a path that is valid text (DuckDB cannot open a name holding bytes that are not UTF-8)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(f"{text.encode('utf-8', 'surrogateescape')!r} is not valid UTF-8; "
+                                         "rename the file or folder") from None
+    return text
+
+
+def _person(text: str) -> str:
+    """argparse type: a person's name as the users file and the audit trail keep it (db/users.py)."""
+    try:
+        return users.check_name(text)
+    except users.UsersError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _seconds(text: str) -> float:
     """A finite, non-negative number of seconds (argparse type)."""
     try:
@@ -412,6 +466,15 @@ def main(argv: list[str] | None = None) -> int:
             evaluate_retrieval.EvaluationError, moderation.ModerationError, rerank.RerankError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a full disk, a folder where a file should be: the OS's words, with the file
+        where = f"{exc.filename}: " if exc.filename else ""
+        advice = DISK_FULL_ADVICE if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else ""
+        print(f"error: {where}{exc.strerror or exc}{advice}", file=sys.stderr)
+        return 1
+    except (duckdb.IOException, duckdb.FatalException) as exc:  # the database file could not be written
+        print(f"error: {args.db}: the database could not be written ({str(exc).splitlines()[0]}){DISK_FULL_ADVICE}",
+              file=sys.stderr)
+        return 1
     except Exception as exc:  # noqa: BLE001 - the CLI never ends in a bare traceback
         if args.debug:
             traceback.print_exc()

@@ -13,6 +13,8 @@ so experts get more say; the crowd still moves pairs where experts disagree. A w
 
 from __future__ import annotations
 
+import math
+
 import duckdb
 
 from db import relevance as relevance_sql
@@ -22,9 +24,10 @@ DEFAULT_WEIGHTS = {"expert_weight": 0.6, "crowd_weight": 0.4}
 
 
 def check_weights(expert_weight: float, crowd_weight: float) -> None:
-    if expert_weight < 0 or crowd_weight < 0 or expert_weight + crowd_weight <= 0:
+    finite = math.isfinite(expert_weight) and math.isfinite(crowd_weight)
+    if not finite or expert_weight < 0 or crowd_weight < 0 or expert_weight + crowd_weight <= 0:
         raise ValueError(
-            f"relevance weights must be >= 0 with a positive sum; got expert {expert_weight}, crowd {crowd_weight}"
+            f"relevance weights must be >= 0 and finite, with a positive sum; got expert {expert_weight}, crowd {crowd_weight}"
         )
 
 
