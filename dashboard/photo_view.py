@@ -12,7 +12,7 @@ import streamlit as st
 from pipeline import photos
 
 
-@st.cache_data(max_entries=512, show_spinner=False)
+@st.cache_data(max_entries=256, show_spinner=False)  # 256 JPEGs of at most 1600 px a side
 def _display_bytes(path: str, sha256: str) -> bytes | None:
     return photos.display_bytes(path, sha256)
 

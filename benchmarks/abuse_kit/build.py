@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -144,3 +145,15 @@ def coco_from_mini(source: Path, root: Path, captioned: int = 24, uncaptioned: i
             record.pop("segmentation", None)
         (root / "annotations" / f"{kind}_val2017.json").write_text(json.dumps(doc))
     return root
+
+
+def replace_with_fifo(path: Path) -> None:
+    """A named pipe where the file was: a reader that opens it naively blocks forever."""
+    path.unlink()
+    os.mkfifo(path)
+
+
+def replace_with_folder(path: Path) -> None:
+    """A folder where the file was."""
+    path.unlink()
+    path.mkdir()

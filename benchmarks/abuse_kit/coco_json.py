@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from pathlib import Path
 
 from abuse_kit import build, judge
@@ -107,16 +106,6 @@ def _write(data: bytes):
     return lambda path: path.write_bytes(data)
 
 
-def _fifo(path: Path) -> None:
-    path.unlink()
-    os.mkfifo(path)
-
-
-def _dir(path: Path) -> None:
-    path.unlink()
-    path.mkdir()
-
-
 def _nested(depth: int) -> bytes:
     doc = json.dumps(build.coco_records()["captions"]).encode()
     return doc[:-1] + b', "extra": ' + b"[" * depth + b"]" * depth + b"}"
@@ -199,8 +188,8 @@ def attempts() -> list[Attempt]:
               lambda p: p.write_bytes(p.read_bytes().replace(b"A dog number 1", b"A d\xffg number 1", 1))),
         _file("deeply nested (100,000 levels)", "captions", _write(_nested(100_000)),
               note="a RecursionError must be one rejected file, not a refused dataset"),
-        _file("is a directory", "instances", _dir, note="one unreadable file must not refuse the dataset"),
-        _file("is a FIFO", "captions", _fifo, timeout=30, note="must not block on a FIFO"),
+        _file("is a directory", "instances", build.replace_with_folder, note="one unreadable file must not refuse the dataset"),
+        _file("is a FIFO", "captions", build.replace_with_fifo, timeout=30, note="must not block on a FIFO"),
         _file("dangling symlink", "captions", lambda p: p.unlink() or p.symlink_to(p.parent / "gone.json"),
               note="#12.10"),
         _file("NaN literal as the document", "captions", _write(b"NaN")),

@@ -8,7 +8,6 @@ other files still load in full and every line read is accepted or rejected.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from abuse_kit import build, judge
@@ -240,16 +239,6 @@ def _tokens_text(expected_first: str):
     return check
 
 
-def _fifo(path: Path) -> None:
-    path.unlink()
-    os.mkfifo(path)
-
-
-def _dir(path: Path) -> None:
-    path.unlink()
-    path.mkdir()
-
-
 def _rewrite(path: Path, transform) -> None:
     path.write_bytes(transform(path.read_bytes()))
 
@@ -280,9 +269,9 @@ def _whole_files() -> list[Attempt]:
                _all_read(EXPERTS, experts, 0)),
         _whole("10,000 duplicate lines", lambda d: _rewrite(d / EXPERTS, lambda b: b + b.splitlines(True)[0] * 10_000),
                _all_read(EXPERTS, experts + 10_000, 10_000), quick=False),
-        _whole("token file is a directory", lambda d: _dir(d / TOKENS), _named(TOKENS),
+        _whole("token file is a directory", lambda d: build.replace_with_folder(d / TOKENS), _named(TOKENS),
                note="strict: a listed file that cannot be read is reported, not skipped"),
-        _whole("expert file is a FIFO", lambda d: _fifo(d / EXPERTS), _named(EXPERTS),
+        _whole("expert file is a FIFO", lambda d: build.replace_with_fifo(d / EXPERTS), _named(EXPERTS),
                note="strict: never block on a FIFO; report it"),
         _whole("expert file is a dangling symlink", lambda d: (d / EXPERTS).unlink() or
                (d / EXPERTS).symlink_to(d / "nowhere.txt"), _named(EXPERTS)),
