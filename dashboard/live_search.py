@@ -1,4 +1,5 @@
-"""Live search for the dashboard: cached encoders and search indexes, flag writes, recent flags, label export.
+"""Live search for the dashboard: cached encoders and search indexes, the object filter and why each result
+matched, flag writes, recent flags, label export.
 
 Encoders (seconds to load) and Searchers (the vector matrix of every visible photo) are ``st.cache_resource``
 singletons shared by all sessions. They hold a LeasedDatabase, never an open file, so caching them never keeps
@@ -26,20 +27,23 @@ from db.shared import LeasedDatabase
 from db.write_queue import Outcome, Write, WriteQueue
 from pipeline import bridge, encoders
 from pipeline.encoders.base import Encoder
+from pipeline.encoders.offline import Bridge
 from pipeline.minors import lexicon, query_block
+from pipeline.object_text import PRESENT, ObjectFusion
+from pipeline.perception import PERCEIVER_ID
 from pipeline.rerank import Reranker
-from pipeline.search import Searcher, SearchResult
+from pipeline.search import Searcher, SearchResult, Why, explain
 
 RECENT_FLAGS = 10
 
 
 def _offline(db: Database, encoder_id: str) -> Encoder:
-    current = bridge.current_offline_encoder(db)
-    if current.id == encoder_id:
-        return current
-    zero_shot = encoders.load_encoder("offline")
-    if zero_shot.id == encoder_id:
-        return zero_shot
+    """The current bridge with or without the current objects, or the zero-shot bridge with or without them."""
+    current = bridge.current_encoder(db)
+    zero_shot = current.with_bridge(Bridge()).with_objects(None)
+    for candidate in (current, current.with_objects(None), zero_shot, zero_shot.with_objects(ObjectFusion(PERCEIVER_ID))):
+        if candidate.id == encoder_id:
+            return candidate
     raise encoders.WeightsUnavailable(f"{encoder_id} was made with a bridge that is no longer current; run "
                                       "`python -m pipeline embed` to re-embed with the current one")
 
@@ -62,6 +66,8 @@ class SearchSetup:
 
     index_versions: dict[str, tuple]
     reranker_run: str | None
+    objects: list[tuple[str, int]]  # COCO labels detected in visible photos, with how many photos show each
+
 
     @property
     def encoders(self) -> list[str]:
@@ -71,7 +77,8 @@ class SearchSetup:
 def read_setup(db: Database) -> SearchSetup:
     versions = {e: store.index_version(db, e) for e in store.encoders_with_vectors(db)["encoder_id"]}
     searchable = {e: version for e, version in versions.items() if version[0]}  # some visible photo has vectors
-    return SearchSetup(searchable, model_store.reranker(db))
+    shown = store.objects_on_visible_photos(db, PERCEIVER_ID, PRESENT)
+    return SearchSetup(searchable, model_store.reranker(db), list(zip(shown["label"], shown["photos"].astype(int))))
 
 
 @st.cache_resource(max_entries=4)
@@ -105,10 +112,16 @@ class TimedResult:
 
 
 def run_search(searcher: Searcher, query: str, *, k: int, offset: int, min_score: float | None, rerank: bool,
-               user: str) -> TimedResult:
+               user: str, must_show: list[str] | None = None) -> TimedResult:
     started = time.perf_counter()
-    result = searcher.search(query, k=k, offset=offset, min_score=min_score, user=user, rerank=rerank)
+    result = searcher.search(query, k=k, offset=offset, min_score=min_score, user=user, rerank=rerank,
+                             must_show=must_show or ())
     return TimedResult(result, (time.perf_counter() - started) * 1000)
+
+
+def why_matched(db: Database, searcher: Searcher, image_ids: list[str]) -> dict[str, Why]:
+    """What each result card says about why it matched (detected objects, top ImageNet labels)."""
+    return explain(db, searcher.encoder, image_ids, searcher.perceiver)
 
 
 def flag_ops(query: str, encoder_id: str, flags: list[labels.Flag]) -> list[tuple[str, dict]]:

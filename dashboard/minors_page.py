@@ -1,11 +1,12 @@
-"""Minors review page (moderators only): the pending and excluded queue with the caption words that fired,
-confirm or overturn with a reason one by one or in bulk, the audit trail, exports. Logic: minors_review.py."""
+"""Minors review page (moderators only): the pending and excluded queue with the caption words that fired and the
+detectors' boxes drawn on each photo (score, estimated age), confirm or overturn with a reason one by one or in bulk,
+the audit trail, exports. Logic: minors_review.py, evidence.py."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import context, minors_review, photo_view
+from dashboard import context, evidence, minors_review, photo_view
 from db import minors
 from pipeline.minors.moderation import STATUSES, ModerationError, validate
 
@@ -28,20 +29,42 @@ def decide(image_ids: list[str], status: str, reason: str) -> None:
     st.rerun()
 
 
-def item(row) -> None:
-    """One queued photo: thumbnail, why it is here (fired words highlighted), and a decision form."""
+@st.cache_data(max_entries=256, show_spinner=False)  # like photo_view: keyed by the decided bytes and the boxes
+def _evidence_photo(path: str, sha256: str, found: evidence.Evidence) -> bytes | None:
+    return evidence.annotated_photo(path, sha256, found)
+
+
+def shown_photo(row, found: evidence.Evidence | None) -> bytes | None:
+    """The decided bytes of the photo, with the detectors' boxes drawn on them when there are any."""
+    if found is None or not found.boxes:
+        return photo_view.photo({row.image_id: (row.path, row.sha256)}, row.image_id)
+    if not (isinstance(row.path, str) and isinstance(row.sha256, str)):
+        return None
+    return _evidence_photo(row.path, row.sha256, found)
+
+
+def item(row, found: evidence.Evidence | None) -> None:
+    """One queued photo: the photo with what the detectors saw drawn on it, why it is here (fired words
+    highlighted), the evidence table, and a decision form."""
     with st.container(border=True):
-        left, right = st.columns([1, 3])
-        photo = photo_view.photo({row.image_id: (row.path, row.sha256)}, row.image_id)
+        left, right = st.columns([1, 2])
+        photo = shown_photo(row, found)
         if photo is not None:
             left.image(photo, width="stretch")
         else:
             left.caption("(photo not available: no file, or not the bytes this decision is about)")
+        left.caption(evidence.summary(found) if found is not None
+                     else "Not perceived yet: run `python -m pipeline perceive`.")
         right.markdown(f"**{row.image_id}** · `{row.status}` · {row.decided_by}"
                        + (f" ({row.moderator})" if row.moderator else ""))
         right.caption(minors_review.escape(row.reason))
         for line in minors_review.fired_captions(row.reasons):
             right.markdown(line)
+        if found is not None and found.boxes:
+            with right.expander(f"What the detectors saw ({len(found.boxes)} boxes)"):
+                if photo is not None:
+                    st.image(photo, width="stretch")
+                st.dataframe(evidence.table(found), hide_index=True)
         cells = right.columns([2, 3, 1], vertical_alignment="bottom")
         status = cells[0].selectbox("Decision", STATUSES, format_func=STATUS_LABELS.get,
                                     key=f"minors_status_{row.image_id}")
@@ -101,8 +124,10 @@ def main() -> None:
         if cells[2].button("Apply to selected", key="minors_bulk_apply"):
             decide(picked, bulk_status, bulk_reason)
 
+    with context.page_database() as db:
+        seen = minors_review.evidence_of(db, shown)
     for row in shown.itertuples():
-        item(row)
+        item(row, seen.get(row.image_id))
 
     blocked_searches()
     st.subheader("Audit trail")

@@ -1,4 +1,5 @@
-"""Logic of the Minors review page: the moderation queue with the caption words that fired, exports.
+"""Logic of the Minors review page: the moderation queue with the caption words that fired, what the detectors saw
+in each photo (drawn by evidence.py), exports.
 
 Kept apart from Streamlit so highlighting and shaping are unit-tested without it. This is the one place in the
 dashboard that shows photos the minors filter excluded or holds for review: app.py registers its page for
@@ -12,8 +13,10 @@ import re
 
 import pandas as pd
 
-from db import minors
+from dashboard import evidence
+from db import minors, perception
 from db.database import Database
+from pipeline.perception import PERCEIVER_ID
 
 QUEUE_STATUSES = ("pending_review", "excluded")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$:])")
@@ -87,6 +90,19 @@ def load_queue(db: Database, statuses: list[str], dataset: str | None, text: str
         frame = frame[frame["image_id"].str.lower().str.contains(needle, regex=False)
                       | frame["reasons"].astype(str).str.lower().str.contains(needle, regex=False)]
     return frame.reset_index(drop=True)
+
+
+def evidence_of(db: Database, queue: pd.DataFrame) -> dict[str, evidence.Evidence]:
+    """What the current perceiver saw in each queued photo's current bytes, to draw on it: photos it never saw
+    (or saw with other bytes) are absent. Each photo's boxes are those that counted for its decision (the image
+    layer's thresholds in its reasons), else evidence.DEFAULT_MIN_SCORE."""
+    ids = queue["image_id"].tolist()
+    if not ids:
+        return {}
+    sizes = perception.perceived_of(db, PERCEIVER_ID, ids)
+    detections = perception.detections_of(db, PERCEIVER_ID, ids)
+    reasons = {row.image_id: reasons_of(row.reasons) for row in queue.itertuples()}
+    return evidence.by_photo(detections, sizes, reasons)
 
 
 def queue_export(frame: pd.DataFrame) -> bytes:

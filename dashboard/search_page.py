@@ -1,5 +1,6 @@
-"""Live search page: query, top-K grid with scores and captions, encoder and re-rank choice, score cut-off,
-paging, flags (one by one or in bulk) with undo, and label export. Logic lives in live_search.py."""
+"""Live search page: query, top-K grid with scores, captions and why each photo matched (detected objects, top
+ImageNet labels), encoder and re-rank choice, an object filter ("must show"), score cut-off, paging, flags (one by
+one or in bulk) with undo, and label export. Logic lives in live_search.py."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from db import labels, reads
 from db.database import DatabaseError
 from pipeline.encoders.base import WeightsUnavailable
 from pipeline.rerank import RerankError
-from pipeline.search import Hit, NoVectors, QueryError
+from pipeline.search import Hit, NoVectors, QueryError, Why
 
 COLUMNS = 4
 PAGE_SIZES = (12, 24, 48)
@@ -43,7 +44,7 @@ def undo(write_key: str) -> None:
 
 
 def result_grid(query: str, encoder_id: str, hits: list[Hit], files: dict[str, tuple[str, str]],
-                captions: dict[str, list[str]], reranked: bool) -> None:
+                captions: dict[str, list[str]], why: dict[str, Why], reranked: bool) -> None:
     bulk = st.columns([2, 3, 1], vertical_alignment="bottom")
     bulk[0].selectbox("Verdict for selected", list(VERDICT_LABELS), format_func=VERDICT_LABELS.get,
                       key="search_bulk_verdict")
@@ -60,6 +61,8 @@ def result_grid(query: str, encoder_id: str, hits: list[Hit], files: dict[str, t
                 score = f"**#{hit.rank}** · score **{hit.score:.3f}**"
                 st.markdown(score + (f" · cosine {hit.cosine:.3f}" if reranked else ""))
                 st.caption(" · ".join(captions.get(hit.image_id, [])[:2]) or "(no caption)")
+                if hit.image_id in why:
+                    st.caption(f"Why: {why[hit.image_id].text()}")
                 st.checkbox("select", key=f"sel_{hit.image_id}")
                 st.text_input("comment", key=f"note_{hit.image_id}", label_visibility="collapsed",
                               placeholder="comment (optional)")
@@ -115,6 +118,11 @@ def main() -> None:
     cut_off = controls[3].slider("Minimum score", -1.0, 1.0, -1.0, 0.01, key="search_min_score",
                                  help="Hide results scoring below this; -1 shows everything.")
     page = controls[4].number_input("Page", 1, 100, 1, key="search_page")
+    counts = dict(setup.objects)
+    must_show = st.multiselect(
+        "Must show", list(counts), key="search_objects", format_func=lambda label: f"{label} ({counts[label]:,})",
+        placeholder="dog, person…", help="Only photos in which the object detector found every chosen object "
+                                        "(the number: visible photos showing it).")
     if query.strip():
         path = str(context.db_path())
         try:
@@ -122,7 +130,7 @@ def main() -> None:
                                                 setup.index_versions[encoder_id])
             timed = live_search.run_search(searcher, query, k=k, offset=(page - 1) * k,
                                            min_score=None if cut_off <= -1.0 else cut_off, rerank=rerank,
-                                           user=user.name)
+                                           user=user.name, must_show=must_show)
         except QueryError as exc:
             st.warning(str(exc))
         except (NoVectors, WeightsUnavailable, RerankError, DatabaseError) as exc:
@@ -136,12 +144,14 @@ def main() -> None:
                     st.info(notice)
                 st.caption(f"{len(result.hits)} results on page {page} · answered in {timed.milliseconds:.0f} ms")
                 if not result.hits:
-                    st.info("No results on this page: lower the minimum score or go back a page.")
+                    st.info("No results on this page: lower the minimum score, go back a page"
+                            + (", or choose fewer objects." if must_show else "."))
                 ids = [hit.image_id for hit in result.hits]
                 with context.page_database() as db:
                     files = reads.visible_photo_files(db, ids)
                     captions = reads.visible_captions_of(db, ids)
-                result_grid(result.query, encoder_id, result.hits, files, captions, rerank)
+                    why = live_search.why_matched(db, searcher, ids)
+                result_grid(result.query, encoder_id, result.hits, files, captions, why, rerank)
     recent_and_export(user.name)
 
 

@@ -263,3 +263,72 @@ def index_version(db: Database, encoder_id: str) -> tuple:
     return (visible_vector_count(db, encoder_id), *db.fetch_all(
         "SELECT (SELECT max(decided_at) FROM minors_decisions), (SELECT count(*) FROM minors_decisions), "
         "(SELECT max(created) FROM embeddings WHERE encoder_id = ?)", [encoder_id])[0])
+
+
+# ----------------------------------------------------------------------------------------------------- objects
+# Object-aware vectors of the offline encoder (pipeline/object_text.py) read detections of the current perceiver,
+# for the photo's current bytes only.
+def photos_to_fuse(db: Database, encoder_id: str, feature_id: str, perceiver: str) -> pd.DataFrame:
+    """Readable photos with cached features whose object-aware vector is absent, stale (bytes changed), or was made
+    before the photo was perceived (it then lacked the objects); with whether the photo is perceived now."""
+    return db.fetch_df(
+        """
+        SELECT i.id AS image_id, i.sha256, p.image_id IS NOT NULL AS perceived
+        FROM images i
+        JOIN image_features f ON f.image_id = i.id AND f.feature_id = ? AND f.sha256 = i.sha256
+        LEFT JOIN perceived_photos p ON p.image_id = i.id AND p.perceiver = ? AND p.sha256 = i.sha256
+        LEFT JOIN embeddings e ON e.image_id = i.id AND e.encoder_id = ? AND e.sha256 = i.sha256
+        WHERE i.status = 'ok' AND (e.image_id IS NULL OR p.created > e.created)
+        ORDER BY i.id
+        """,
+        [feature_id, perceiver, encoder_id],
+    )
+
+
+def vectors_not_perceived(db: Database, encoder_id: str, perceiver: str) -> int:
+    """Current vectors of ``encoder_id`` whose photo's current bytes ``perceiver`` has not seen."""
+    return int(db.fetch_all(
+        "SELECT count(*) FROM embeddings e JOIN images i ON i.id = e.image_id AND i.sha256 = e.sha256 "
+        "LEFT JOIN perceived_photos p ON p.image_id = i.id AND p.perceiver = ? AND p.sha256 = i.sha256 "
+        "WHERE e.encoder_id = ? AND p.image_id IS NULL", [perceiver, encoder_id])[0][0])
+
+
+def objects_on_visible_photos(db: Database, perceiver: str, min_score: float) -> pd.DataFrame:
+    """COCO labels detected (from ``min_score``) in visible photos' current bytes: label, photos; most photos first."""
+    return db.fetch_df(
+        "SELECT d.label, count(DISTINCT d.image_id) AS photos FROM detections d "
+        "JOIN visible_images v ON v.id = d.image_id AND v.sha256 = d.sha256 "
+        "WHERE d.perceiver = ? AND d.kind = 'object' AND d.score >= ? GROUP BY d.label ORDER BY photos DESC, d.label",
+        [perceiver, min_score],
+    )
+
+
+def visible_showing(db: Database, perceiver: str, image_ids: Sequence[str], labels: Sequence[str],
+                    min_score: float) -> set[str]:
+    """Which of these photos are visible now and show every one of ``labels`` (a detection from ``min_score`` in
+    their current bytes)."""
+    if not image_ids:
+        return set()
+    if not labels:
+        return visible_subset(db, image_ids)
+    return {row[0] for row in db.fetch_all(
+        "SELECT v.id FROM visible_images v JOIN detections d ON d.image_id = v.id AND d.sha256 = v.sha256 "
+        "WHERE v.id IN (SELECT unnest(?)) AND d.perceiver = ? AND d.kind = 'object' AND d.score >= ? "
+        "AND d.label IN (SELECT unnest(?)) GROUP BY v.id HAVING count(DISTINCT d.label) = ?",
+        [list(image_ids), perceiver, min_score, list(labels), len(set(labels))])}
+
+
+def visible_showing_all(db: Database, perceiver: str, labels: Sequence[str], min_score: float,
+                        limit: int) -> list[str] | None:
+    """Every visible photo showing all of ``labels`` (as :func:`visible_showing`), or None when more than ``limit``."""
+    rows = db.fetch_all(
+        "SELECT v.id FROM visible_images v JOIN detections d ON d.image_id = v.id AND d.sha256 = v.sha256 "
+        "WHERE d.perceiver = ? AND d.kind = 'object' AND d.score >= ? AND d.label IN (SELECT unnest(?)) "
+        "GROUP BY v.id HAVING count(DISTINCT d.label) = ? LIMIT ?",
+        [perceiver, min_score, list(labels), len(set(labels)), limit + 1])
+    return None if len(rows) > limit else [row[0] for row in rows]
+
+
+def photo_splits(db: Database, dataset: str) -> dict[str, str | None]:
+    """image id -> split (e.g. COCO's train2017 / val2017) of a dataset's readable photos."""
+    return dict(db.fetch_all("SELECT id, split FROM images WHERE dataset = ? AND status = 'ok'", [dataset]))

@@ -15,19 +15,21 @@ from pathlib import Path
 
 import duckdb
 
-from db import reads, users
+from db import embeddings as vector_store, reads, users
 from db.database import Database, DatabaseError
 from db.shared import pipeline_claim
 from db import models as model_store
-from pipeline import (bridge, download, embed, encoders, evaluate_retrieval, features, models, relevance, rerank,
-                      search, targets, train)
+from pipeline import (bridge, download, embed, encoders, evaluate_retrieval, features, models, perceive, relevance,
+                      rerank, search, targets, train)
 from pipeline.encoders.base import WeightsUnavailable
-from pipeline.encoders.offline import Bridge as OfflineBridge
+from pipeline.encoders.offline import Bridge as OfflineBridge, OfflineEncoder
 from pipeline.ingest import IngestError, InvalidDatasetName, check_dataset_name, ingest_dataset
 from pipeline.layouts import DataNotFound, discover, resolve_data_dir
-from pipeline.minors import clip_check, moderation
+from pipeline.minors import clip_check, image_layer, moderation
 from pipeline.minors import filter as minors_filter
 from pipeline.minors.detector import PeopleDetector
+from pipeline.perception import PERCEIVER_ID
+from pipeline.perception.weights import PerceptionWeightsError
 from pipeline import report
 from pipeline.report import ingest_summary
 
@@ -59,15 +61,24 @@ def _parser() -> argparse.ArgumentParser:
     stages.add_parser("status", parents=[common], help="datasets, counts and recent ingest runs")
     stages.add_parser("download", parents=[common], help="fetch the COCO photos a captions JSON lists (online only)")
     encoder = argparse.ArgumentParser(add_help=False)
-    encoder.add_argument("--encoder", default=encoders.DEFAULT, choices=encoders.BACKENDS,
-                         help=f"encoder backend (default: {encoders.DEFAULT})")
-    encoder.add_argument("--model", help="open_clip model name (default ViT-B-32)")
+    encoder.add_argument("--encoder", default=encoders.DEFAULT, choices=encoders.CHOICES,
+                         help=f"encoder backend (default: {encoders.DEFAULT}: open_clip when its weights load, "
+                              "else offline; it prints which and why)")
+    encoder.add_argument("--model", help="open_clip model name (default $STUDIO_OPENCLIP_MODEL, else ViT-B-32)")
     encoder.add_argument("--pretrained", default="default",
-                         help="open_clip pretrained tag or checkpoint path; 'none' for random weights")
+                         help="open_clip pretrained tag or checkpoint path (default $STUDIO_OPENCLIP_CHECKPOINT, "
+                              "else laion2b_s34b_b79k); 'none' for random weights")
+    per = stages.add_parser("perceive", parents=[common],
+                            help="objects, faces and ages in new or changed photos (COCO-80, YuNet, age model)")
+    per.add_argument("--weights", type=_path_text,
+                     help="folder of perception weights (default: $STUDIO_WEIGHTS, else ../shared/weights)")
+    per.add_argument("--batch-size", type=_at_least(1), default=perceive.DEFAULT_BATCH,
+                     help="photos per committed batch")
+    per.add_argument("--threads", type=_at_least(1), default=2, help="ONNX Runtime threads per network (default 2)")
     emb = stages.add_parser("embed", parents=[common, encoder], help="vectors for new or changed photos")
     emb.add_argument("--batch-size", type=_at_least(1), default=32)
     emb.add_argument("--workers", type=_at_least(0), default=1, help="photo decoding processes (default 1)")
-    fit = stages.add_parser("fit-bridge", parents=[common], help="fit the offline encoder's bridge on captions")
+    fit = stages.add_parser("fit-bridge", parents=[common], help="fit the offline encoder's bridge and its objects' weight on captions")
     fit.add_argument("--dataset", help="fit on this dataset's captions only (default: all)")
     ev = stages.add_parser("evaluate-retrieval", parents=[common, encoder],
                            help="Recall@K / MRR / nDCG / mAP on COCO captions and categories")
@@ -78,6 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     find.add_argument("-k", type=int, default=10)
     find.add_argument("--user", help="who is searching (recorded when a query is blocked)")
     find.add_argument("--rerank", action="store_true", help="re-order the top 100 with the chosen re-ranker")
+    find.add_argument("--must-show", help="comma-separated COCO objects every result must show, e.g. dog,person")
+    find.add_argument("--why", action="store_true",
+                      help="say why each result matched: its detected objects and top ImageNet labels")
     tr = stages.add_parser("train", parents=[common], help="cross-validate and register relevance models")
     tr.add_argument("--models", default=",".join(models.MODEL_NAMES),
                     help=f"comma-separated (default: all): {', '.join(models.MODEL_NAMES)}")
@@ -112,6 +126,16 @@ def _parser() -> argparse.ArgumentParser:
     filt.add_argument("--detector", action="store_true",
                       help="let the OpenCV people detector clear uncaptioned photos where it finds nobody "
                            "(off by default: on COCO-mini it also cleared photos with people; see README)")
+    filt.add_argument("--image-thresholds", type=_path_text, default=str(image_layer.THRESHOLDS_FILE),
+                      help="calibrated thresholds of the image layer (default: the calibration shipped with the "
+                           "project); photos without captions are cleared only where perception saw nobody")
+    calp = stages.add_parser("calibrate-perception", parents=[common],
+                             help="calibrate the minors image layer's person and face thresholds on labelled photos")
+    calp.add_argument("--labels", required=True,
+                      help="CSV image_id,child_under_16,people (people yes/no), e.g. tests/data/minors_labels.csv")
+    calp.add_argument("--dataset", default="coco-mini")
+    calp.add_argument("--out", type=_path_text, default=str(image_layer.THRESHOLDS_FILE),
+                      help="thresholds file to write (default: the one the filter reads)")
     cal = stages.add_parser("calibrate-minors", parents=[common, clip],
                             help="calibrate the CLIP child-score threshold on hand-labelled photos")
     cal.add_argument("--labels", required=True,
@@ -181,15 +205,28 @@ def _download(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
-def _encoder(args: argparse.Namespace, db: Database):
+def _encoder(args: argparse.Namespace, db: Database, *, searching: bool = False):
+    """The encoder --encoder names; for ``auto`` the choice and its reason go to stderr (stdout stays the
+    stage's result). A search needs the encoder the stored vectors were made with: when auto picks open_clip but
+    the database has only the offline encoder's vectors, it searches those and says so."""
     pretrained = None if args.pretrained.lower() == "none" else args.pretrained
-    return bridge.load_for(db, args.encoder, model=args.model, pretrained=pretrained)
+    if args.encoder != encoders.AUTO:
+        return bridge.load_for(db, args.encoder, model=args.model, pretrained=pretrained)
+    choice = encoders.choose(lambda: bridge.load_for(db, "offline"), model=args.model, pretrained=pretrained)
+    if searching and choice.backend == "openclip" and not vector_store.visible_vector_count(db, choice.encoder.id):
+        offline = bridge.load_for(db, "offline")
+        if vector_store.visible_vector_count(db, offline.id):
+            print(f"encoder: offline (the database has no photo vectors of {choice.encoder.id}; "
+                  "`python -m pipeline embed` adds them)", file=sys.stderr)
+            return offline
+    print(choice.line, file=sys.stderr)
+    return choice.encoder
 
 
 def _embed(args: argparse.Namespace) -> int:
     with _open(args) as db:
-        report = embed.embed(db, _encoder(args, db), batch_size=args.batch_size, workers=args.workers,
-                             quiet=args.quiet)
+        report, fused = bridge.embed_current(db, _encoder(args, db), batch_size=args.batch_size,
+                                             workers=args.workers, quiet=args.quiet)
     print(f"embed {report.encoder_id}: {report.embedded:,} encoded, {report.from_cached_features:,} from cached "
           f"features, {report.already_current:,} already current, {len(report.failed):,} failed, "
           f"{report.removed:,} stale removed; skipped photos: "
@@ -197,53 +234,86 @@ def _embed(args: argparse.Namespace) -> int:
           + f" ({report.seconds:.1f}s)")
     for image_id, reason in report.failed[:10]:
         print(f"  {image_id}: {reason}")
+    if fused:
+        _print_fused(fused)
+    return 0
+
+
+def _print_fused(fused: bridge.FusionReport) -> None:
+    print(f"embed {fused.encoder_id}: {fused.fused:,} photos given their objects, {fused.removed:,} stale removed")
+    if fused.not_perceived:
+        print(f"  {fused.not_perceived:,} photo(s) not perceived by {fused.perceiver} yet: their vectors use ImageNet "
+              "labels only until `python -m pipeline perceive` and `embed` run")
+
+
+def _perceive(args: argparse.Namespace) -> int:
+    perceiver = perceive.Perceiver(args.weights, threads=args.threads)  # weights checked before the database opens
+    with _open(args) as db:
+        report = perceive.perceive(db, perceiver, batch_size=args.batch_size, quiet=args.quiet)
+    print(f"perceive {report.perceiver}: {report.perceived:,} photos perceived ({report.objects:,} objects, "
+          f"{report.faces:,} faces, {report.aged_faces:,} with an age), {report.already_current:,} already current, "
+          f"{len(report.failed):,} failed, {report.removed:,} stale removed ({report.seconds:.1f}s)")
+    for image_id, reason in report.failed[:10]:
+        print(f"  {image_id}: {reason}")
     return 0
 
 
 def _fit_bridge(args: argparse.Namespace) -> int:
     with _open(args) as db:
-        fitted, report = bridge.fit(db, dataset=args.dataset, quiet=args.quiet)
-    print(f"bridge {fitted.id}: fitted on {fitted.fitted_on['photos']:,} photos / "
-          f"{fitted.fitted_on['captions']:,} captions; {report.from_cached_features:,} photos re-projected "
+        fitted = bridge.fit(db, dataset=args.dataset, quiet=args.quiet)
+    trained, report = fitted.bridge, fitted.report
+    print(f"bridge {trained.id}: fitted on {trained.fitted_on['photos']:,} photos / "
+          f"{trained.fitted_on['captions']:,} captions; {report.from_cached_features:,} photos re-projected "
           f"as {report.encoder_id}")
+    chosen = fitted.objects.chosen_by
+    if "mean_mrr_by_weight" in chosen:
+        print(f"objects {fitted.objects.id}: weight {fitted.objects.weight:g}, chosen by {chosen['cross_fit_folds']}-"
+              f"fold cross-fit on captions (mean MRR by weight: {chosen['mean_mrr_by_weight']}); "
+              f"{chosen['photos_with_objects']:,} of {chosen['photos']:,} captioned photos have objects")
+    else:
+        print(f"objects {fitted.objects.id}: default weight {fitted.objects.weight:g} ({chosen['not_chosen']}: "
+              "run `python -m pipeline perceive`, then fit-bridge again)")
+    _print_fused(fitted.fused)
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     with _open(args) as db:
         encoder = _encoder(args, db)
-        if args.encoder == "offline":
-            zero_shot = encoder.with_bridge(OfflineBridge())
-            results = evaluate_retrieval.evaluate(db, zero_shot, dataset=args.dataset, quiet=args.quiet)
-            results += evaluate_retrieval.evaluate(db, zero_shot, dataset=args.dataset, folds=args.folds,
-                                                   cross_fit=True, quiet=args.quiet)
+        if isinstance(encoder, OfflineEncoder):
+            results = evaluate_retrieval.evaluate_offline(db, encoder, dataset=args.dataset, folds=args.folds,
+                                                          quiet=args.quiet)
         else:
             results = evaluate_retrieval.evaluate(db, encoder, dataset=args.dataset, quiet=args.quiet)
     for result in results:
         figures = ", ".join(f"{name} {value:.3f}" for name, value in result.metrics.items())
-        print(f"{result.protocol:<14} {result.encoder}: {figures} "
+        print(f"{result.protocol:<21} {result.encoder}: {figures} "
               f"({result.details['queries']:,} queries, {result.details['photos']:,} photos)")
+    if any(r.details.get("photos_perceived") == 0 for r in results):
+        print(f"note: no photo of {args.dataset} is perceived by {PERCEIVER_ID}: the '+obj' and '+objects' rows are "
+              "the bridge alone; run `python -m pipeline perceive` first")
     return 0
 
 
 def _search(args: argparse.Namespace) -> int:
     # Read-write where it can, so a blocked query is logged; on read-only storage it still searches.
     with _open(args, read_only=args.read_only_storage) as db:
-        encoder = _encoder(args, db)
+        encoder = _encoder(args, db, searching=True)
         run_id = model_store.reranker(db) if args.rerank else None
         if args.rerank and not run_id:
             raise ValueError("--rerank: no re-ranker chosen; run `python -m pipeline use-reranker RUN_ID --by NAME`")
         reranker = rerank.Reranker(db, run_id, encoder) if run_id else None
         log_blocked = _cannot_log_blocked if db.read_only else None
         result = search.Searcher(db, encoder, reranker, log_blocked=log_blocked).search(
-            args.query, k=args.k, user=args.user, rerank=args.rerank)
+            args.query, k=args.k, user=args.user, rerank=args.rerank, must_show=_split(args.must_show) or ())
+        why = search.explain(db, encoder, [hit.image_id for hit in result.hits]) if args.why else {}
     if result.legal_notice:
         print(result.legal_notice)
         return 3
     for notice in result.notices:
         print(f"note: {notice}")
     for hit in result.hits:
-        print(f"{hit.rank:>4}  {hit.score:.3f}  {hit.image_id}")
+        print(f"{hit.rank:>4}  {hit.score:.3f}  {hit.image_id}" + (f"  ({why[hit.image_id].text()})" if why else ""))
     return 0
 
 
@@ -259,9 +329,14 @@ def _clip_encoder(args: argparse.Namespace):
 
 def _filter(args: argparse.Namespace) -> int:
     detector = PeopleDetector() if args.detector else None
+    try:
+        image = image_layer.load(Path(args.image_thresholds), PERCEIVER_ID)
+    except image_layer.ThresholdsError as exc:  # fail closed: photos without captions stay pending
+        image = None
+        print(f"warning: image layer off, photos without captions stay pending: {exc}", file=sys.stderr)
     with _open(args) as db:
         clip = clip_check.stored_check(db, _clip_encoder(args)) if args.clip_pretrained else None
-        report = minors_filter.run_filter(db, detector=detector, clip=clip, quiet=args.quiet)
+        report = minors_filter.run_filter(db, detector=detector, clip=clip, image=image, quiet=args.quiet)
     statuses = ", ".join(f"{n:,} {status}" for status, n in sorted(report.statuses.items()))
     rules = ", ".join(f"{rule} {n:,}" for rule, n in report.rules.most_common())
     print(f"filter {report.version}: {statuses}; {report.moderated_kept:,} moderator decisions kept, "
@@ -278,6 +353,21 @@ def _calibrate_minors(args: argparse.Namespace) -> int:
     print(f"calibrate-minors: threshold {result['threshold']:.4f} catches {result['recall']:.1%} of "
           f"{result['positives']} labelled children (target {args.target_recall:.0%}) and sends "
           f"{result['review_share']:.1%} of {result['photos']} photos to review")
+    return 0
+
+
+def _calibrate_perception(args: argparse.Namespace) -> int:
+    with _open(args, read_only=True) as db:
+        result = image_layer.calibrate_on_labels(db, Path(args.labels), args.dataset, PERCEIVER_ID, Path(args.out))
+    figures = result["figures"]
+    print(f"calibrate-perception {result['id']}: person {result['person']:.4f}, face {result['face']:.4f} "
+          f"({result['labelled_photos'] - result['labelled_photos_not_perceived']} perceived labelled photos, "
+          f"{figures['photos_with_people']} with people) -> {args.out}")
+    for name in ("at_thresholds", "at_twice"):
+        at = figures[name]
+        print(f"  {name.replace('_', ' ')}: recall on photos with people {at['recall_people']:.3f}, "
+              f"{at['nobody_cleared']} of {at['nobody_photos']} photos with nobody cleared"
+              + (f", missed: {', '.join(at['people_missed'])}" if at["people_missed"] else ""))
     return 0
 
 
@@ -391,7 +481,9 @@ def _evaluate_rerank(args: argparse.Namespace) -> int:
 
 
 STAGES = {"ingest": _ingest, "relevance": _relevance, "status": _status, "download": _download,
-          "filter": _filter, "calibrate-minors": _calibrate_minors, "moderate": _moderate, "embed": _embed,
+          "filter": _filter, "calibrate-minors": _calibrate_minors, "calibrate-perception": _calibrate_perception,
+          "moderate": _moderate, "embed": _embed,
+          "perceive": _perceive,
           "fit-bridge": _fit_bridge, "evaluate-retrieval": _evaluate, "search": _search,
           "train": _train, "models": _models, "use-reranker": _use_reranker, "evaluate-rerank": _evaluate_rerank,
           "add-user": _add_user}
@@ -462,8 +554,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: the running transaction was rolled back; the database is as it was", file=sys.stderr)
         return 130
-    except (DataNotFound, DatabaseError, download.DownloadError, WeightsUnavailable, search.NoVectors,
-            evaluate_retrieval.EvaluationError, moderation.ModerationError, rerank.RerankError, ValueError) as exc:
+    except (DataNotFound, DatabaseError, download.DownloadError, WeightsUnavailable, PerceptionWeightsError,
+            search.NoVectors, evaluate_retrieval.EvaluationError, moderation.ModerationError, rerank.RerankError,
+            ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a full disk, a folder where a file should be: the OS's words, with the file

@@ -44,10 +44,16 @@ def upright(image: Image.Image) -> Image.Image:
         return image
 
 
-def open_verified(path: str | Path, sha256: str | None) -> Image.Image:
-    """The decided bytes of a photo, decoded and upright (loaded; the file is not kept open)."""
+def open_verified(path: str | Path, sha256: str | None, draft_side: int | None = None) -> Image.Image:
+    """The decided bytes of a photo, decoded and upright (loaded; the file is not kept open).
+
+    ``draft_side``: a JPEG is decoded at the smallest 1/2, 1/4 or 1/8 scale that keeps both sides at least this
+    long (the decoder skips the work; a 24-megapixel upload decodes several times faster), other formats in full.
+    """
     try:
         with Image.open(io.BytesIO(read_verified(path, sha256))) as image:
+            if draft_side:
+                image.draft("RGB", (draft_side, draft_side))
             image.load()
             return upright(image)
     except PhotoUnavailable:

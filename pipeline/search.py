@@ -4,6 +4,10 @@ The index is a snapshot of the `visible_images` view taken when the :class:`Sear
 checked against the view again before it is returned, so a photo the minors filter excludes after the
 snapshot still never comes out. The dashboard keeps one Searcher per encoder (st.cache_resource) and rebuilds
 it when vectors change.
+
+``must_show`` keeps only photos in which the current perceiver detected every named COCO object (from
+object_text.PRESENT), checked in SQL together with visibility; :func:`explain` says why each hit matched: its
+detected objects with counts and, for the offline encoder, the ImageNet labels that weigh most in its vector.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import threading
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,7 +23,11 @@ import numpy as np
 from db import embeddings as store
 from db.database import Database
 from pipeline.encoders.base import Encoder
+from pipeline.encoders.offline import OfflineEncoder
 from pipeline.minors import query_block
+from pipeline.object_text import PRESENT, PhotoObjects, photo_objects
+from pipeline.perception import PERCEIVER_ID
+from pipeline.perception.objects import COCO80
 from pipeline.rerank import Reranker
 from pipeline.vector_index import VectorIndex
 
@@ -27,6 +35,8 @@ MAX_QUERY_CHARS = 1000
 MAX_K = 1000
 TEXT_CACHE_SIZE = 1024
 RERANK_DEPTH = 100
+TOP_LABELS = 3
+DIRECT_LIMIT = 20_000  # "must show" an object this few visible photos show: score them directly
 
 
 class QueryError(ValueError):
@@ -51,6 +61,33 @@ class SearchResult:
     hits: list[Hit] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     legal_notice: str | None = None  # set when the query was refused under the minors rules
+
+
+@dataclass(frozen=True)
+class Why:
+    """Why a photo matched: what the perceiver detected in it, and its top ImageNet labels (offline encoder)."""
+
+    objects: PhotoObjects
+    labels: list[tuple[str, float]]  # (label, share of the bridge mixture 0..1), heaviest first
+
+    def text(self) -> str:
+        parts = [f"objects: {self.objects.describe()}"]
+        if self.labels:
+            parts.append("labels: " + ", ".join(label for label, _ in self.labels))  # shares stay a few % at T=3
+        return " · ".join(parts)
+
+
+def explain(db: Database, encoder: Encoder, image_ids: Sequence[str], perceiver: str = PERCEIVER_ID) -> dict[str, Why]:
+    """Per photo: its detected objects (current bytes, ``perceiver``) and, when the encoder goes through ImageNet
+    labels, the heaviest of them (from the photo's cached features)."""
+    ids = list(image_ids)
+    labels: dict[str, list[tuple[str, float]]] = {}
+    if isinstance(encoder, OfflineEncoder) and ids:
+        cached, features = store.cached_features(db, encoder.feature_id, ids)
+        if cached:
+            labels = dict(zip(cached, encoder.top_labels(features, TOP_LABELS)))
+    return {image_id: Why(seen, labels.get(image_id, []))
+            for image_id, seen in zip(ids, photo_objects(db, perceiver, ids))}
 
 
 def _refuse_undecodable(text: str) -> None:
@@ -92,10 +129,13 @@ class Searcher:
     lock; ranking itself only reads the index."""
 
     def __init__(self, db: Database, encoder: Encoder, reranker: Reranker | None = None, *,
-                 log_blocked: Callable[[str, query_block.QueryCheck, str | None], None] | None = None) -> None:
+                 log_blocked: Callable[[str, query_block.QueryCheck, str | None], None] | None = None,
+                 perceiver: str = PERCEIVER_ID) -> None:
         """``log_blocked`` records a refused query; by default it writes to ``db`` at once. The dashboard passes
-        its write queue instead, so a refused query is logged even while a pipeline stage holds the file."""
+        its write queue instead, so a refused query is logged even while a pipeline stage holds the file.
+        ``perceiver`` names whose detections ``must_show`` reads."""
         self.db, self.encoder, self.reranker = db, encoder, reranker
+        self.perceiver = perceiver
         self.log_blocked = log_blocked or (lambda query, verdict, user: query_block.log(db, query, verdict, user))
         self._index: VectorIndex | None = None
         self._texts: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -127,26 +167,54 @@ class Searcher:
                 self._texts.popitem(last=False)
         return vector
 
+    def showing(self, vector: np.ndarray, wanted: int, labels: Sequence[str]) -> list[tuple[str, float]]:
+        """The first ``wanted`` visible photos, by cosine, that show every one of ``labels``, checked in SQL with
+        visibility. The index's top candidates are read in growing depth (x4); after two rounds with too few, when
+        at most DIRECT_LIMIT visible photos show the objects, those are scored directly instead."""
+        first = depth = max(RERANK_DEPTH, 4 * wanted)
+        while True:
+            ranked = self.index.top_k(vector, depth, 0)
+            ok = store.visible_showing(self.db, self.perceiver, [image_id for image_id, _ in ranked], labels, PRESENT)
+            kept = [(image_id, cosine) for image_id, cosine in ranked if image_id in ok]
+            if len(kept) >= wanted or depth >= len(self.index):
+                return kept[:wanted]
+            if depth == 4 * first:  # a rare object: are there few enough to score them all?
+                few = store.visible_showing_all(self.db, self.perceiver, labels, PRESENT, DIRECT_LIMIT)
+                if few is not None:
+                    vectors = store.vectors_of(self.db, self.encoder.id, few)
+                    scored = [(image_id, float(v @ vector)) for image_id, v in vectors.items()]
+                    return sorted(scored, key=lambda hit: (-hit[1], hit[0]))[:wanted]
+            depth *= 4
+
     def search(self, text: str | None, *, k: int = 10, offset: int = 0, min_score: float | None = None,
-               user: str | None = None, rerank: bool = False) -> SearchResult:
+               user: str | None = None, rerank: bool = False, must_show: Sequence[str] = ()) -> SearchResult:
         """One page of results; ``min_score`` drops hits scoring below a cut-off. With ``rerank`` (and a
-        re-ranker) the encoder's top RERANK_DEPTH are re-ordered by the model and pages end there. A query about
-        children gets the legal notice and no photos, and is logged with ``user``."""
+        re-ranker) the encoder's top RERANK_DEPTH are re-ordered by the model and pages end there. ``must_show``
+        keeps photos in which every named COCO object was detected. A query about children gets the legal notice
+        and no photos, and is logged with ``user``."""
         if not 1 <= k <= MAX_K or offset < 0:
             raise QueryError(f"k must be 1..{MAX_K} and offset >= 0 (got k={k}, offset={offset})")
         if rerank and self.reranker is None:
             raise QueryError("re-ranking is off: no model is chosen (`python -m pipeline use-reranker RUN_ID`)")
+        unknown = sorted(set(must_show) - set(COCO80))
+        if unknown:
+            raise QueryError(f"unknown object(s) {', '.join(unknown)}: 'must show' takes COCO names such as "
+                             "person, dog, bicycle")
         query, notices = clean_query(text)
         verdict = query_block.check(query)
         if verdict.blocked:
             self.log_blocked(query, verdict, user)
             return SearchResult(query, [], notices, query_block.LEGAL_NOTICE)
         vector = self.query_vector(query)
-        ranked = self.index.top_k(vector, RERANK_DEPTH, 0) if rerank else self.index.top_k(vector, k, offset)
-        visible = store.visible_subset(self.db, [image_id for image_id, _ in ranked])
-        if len(visible) < len(ranked):
-            notices.append("Some photos were withdrawn since the index was built; refresh the search index.")
-        ranked = [(image_id, cosine) for image_id, cosine in ranked if image_id in visible]
+        start, wanted = (0, RERANK_DEPTH) if rerank else (offset, k)
+        if must_show:
+            ranked = self.showing(vector, start + wanted, sorted(set(must_show)))[start:]
+        else:
+            ranked = self.index.top_k(vector, wanted, start)
+            visible = store.visible_subset(self.db, [image_id for image_id, _ in ranked])
+            if len(visible) < len(ranked):
+                notices.append("Some photos were withdrawn since the index was built; refresh the search index.")
+            ranked = [(image_id, cosine) for image_id, cosine in ranked if image_id in visible]
         if rerank:
             scores = self.reranker.scores(query, [image_id for image_id, _ in ranked], vector) if ranked else []
             order = sorted(range(len(ranked)), key=lambda i: -scores[i])  # stable: equal scores keep cosine order

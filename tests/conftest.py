@@ -9,10 +9,14 @@ from pathlib import Path
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# `--encoder auto` (the CLI default) would try the Hugging Face hub for CLIP weights where it is reachable; the
+# suite's figures are for the offline encoder, so no test may download: tests of the hub path patch it themselves.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from db.database import Database  # noqa: E402
 from pipeline.layouts import DEFAULT_DATA  # noqa: E402
+from pipeline.perception.weights import DEFAULT_WEIGHTS_DIR  # noqa: E402
 
 
 @pytest.fixture
@@ -28,6 +32,17 @@ def shared_data() -> Path:
     if DEFAULT_DATA.is_dir():
         return DEFAULT_DATA
     message = f"real data not found at {DEFAULT_DATA} (see README: Data)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def shared_weights() -> Path:
+    """../shared/weights (the perception weights). Missing on CI is a failure, never a skip; locally it skips."""
+    if DEFAULT_WEIGHTS_DIR.is_dir():
+        return DEFAULT_WEIGHTS_DIR
+    message = f"perception weights not found at {DEFAULT_WEIGHTS_DIR} (see README: Perception)"
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(message)
     pytest.skip(message)

