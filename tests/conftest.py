@@ -26,23 +26,23 @@ def db(tmp_path: Path) -> Database:
     database.close()
 
 
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """../shared/data. Missing on CI is a failure, never a skip; locally it skips with the reason."""
-    if DEFAULT_DATA.is_dir():
-        return DEFAULT_DATA
-    message = f"real data not found at {DEFAULT_DATA} (see README: Data)"
+def _shared(folder: Path, what: str, section: str) -> Path:
+    """A folder of ../shared. Missing on CI is a failure, never a skip; locally it skips with the reason."""
+    if folder.is_dir():
+        return folder
+    message = f"{what} not found at {folder} (see README: {section})"
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(message)
     pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data: the real datasets."""
+    return _shared(DEFAULT_DATA, "real data", "Data")
 
 
 @pytest.fixture(scope="session")
 def shared_weights() -> Path:
-    """../shared/weights (the perception weights). Missing on CI is a failure, never a skip; locally it skips."""
-    if DEFAULT_WEIGHTS_DIR.is_dir():
-        return DEFAULT_WEIGHTS_DIR
-    message = f"perception weights not found at {DEFAULT_WEIGHTS_DIR} (see README: Perception)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    """../shared/weights: the perception weights."""
+    return _shared(DEFAULT_WEIGHTS_DIR, "perception weights", "Perception")

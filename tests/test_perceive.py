@@ -75,13 +75,19 @@ def test_altered_weights_are_refused_before_any_photo(db: Database, tmp_path: Pa
     model = folder / "yolox_nano_coco80_416.onnx"
     model.write_bytes(model.read_bytes()[:-1] + b"\0")  # one byte changed
     ingest(db, real_photos(tmp_path, shared_data))
+    database = str(tmp_path / "test.duckdb")
     db.close()
-    code = cli.main(["perceive", "--db", str(tmp_path / "test.duckdb"), "--weights", str(folder), "--quiet"])
+    assert cli.main(["perceive", "--db", database, "--weights", str(shared_weights), "--quiet"]) == 0
+    with Database(database) as reopened:
+        before = reopened.fetch_all("SELECT * FROM detections ORDER BY ALL")
+    capsys.readouterr()
+    code = cli.main(["perceive", "--db", database, "--weights", str(folder), "--quiet"])
     assert code == 2
     error = capsys.readouterr().err
     assert "yolox_nano_coco80_416.onnx: sha256" in error and "is not the expected e8af0749" in error
-    with Database(tmp_path / "test.duckdb") as reopened:
-        assert reopened.fetch_all("SELECT count(*) FROM perceived_photos")[0][0] == 0
+    with Database(database) as reopened:  # the failed run removed nothing that was stored
+        assert reopened.fetch_all("SELECT count(*) FROM perceived_photos")[0][0] == 2
+        assert reopened.fetch_all("SELECT * FROM detections ORDER BY ALL") == before and before
 
 
 def test_a_model_of_the_wrong_shape_is_refused(tmp_path: Path, monkeypatch, shared_weights: Path) -> None:
