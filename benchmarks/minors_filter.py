@@ -17,7 +17,6 @@ the review queue of uncaptioned photos moves with the person threshold.
 from __future__ import annotations
 
 import argparse
-import csv
 import shutil
 import sys
 import tempfile
@@ -43,8 +42,7 @@ LABELS = ROOT / "tests" / "data" / "minors_labels.csv"
 
 
 def load_labels() -> dict[str, dict[str, str]]:
-    with open(LABELS, newline="") as handle:
-        return {f"coco-mini/{row['image_id']}": row for row in csv.DictReader(handle)}
+    return image_layer.read_labels(LABELS, "coco-mini")[0]
 
 
 def layer_figures(rows: list[tuple[str, str, bool]], labels: dict[str, dict[str, str]]) -> dict[str, float | int]:
@@ -122,7 +120,7 @@ def main() -> None:
         ids = sorted(labels)
         detections = perception_store.detections_of(db, PERCEIVER_ID, ids)
         scores = image_layer.best_scores(detections, ids)
-        perceived = set(perception_store.perceived_of(db, PERCEIVER_ID, ids)["image_id"])
+        perceived = perception_store.perceived_ids(db, PERCEIVER_ID, ids)
     missing = set(labels) - set(after)
     if missing:
         raise SystemExit(f"labels for photos the filter did not decide: {sorted(missing)[:5]}")

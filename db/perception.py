@@ -79,8 +79,14 @@ def perceived_of(db: Database, perceiver: str, image_ids: Sequence[str] | None =
             " ORDER BY p.image_id", params=[perceiver]).df()
 
 
-def perceived_ids(db: Database, perceiver: str) -> set[str]:
-    return set(perceived_of(db, perceiver)["image_id"])
+def perceived_ids(db: Database, perceiver: str, image_ids: Sequence[str] | None = None) -> set[str]:
+    return set(perceived_of(db, perceiver, image_ids)["image_id"])
+
+
+def perceived_count(db: Database, perceiver: str) -> int:
+    """Photos whose current bytes ``perceiver`` saw: a count, not a read of every row (a catalogue has millions)."""
+    return int(db.fetch_all("SELECT count(*) FROM perceived_photos p JOIN images i ON i.id = p.image_id "
+                            "AND i.sha256 = p.sha256 WHERE p.perceiver = ?", [perceiver])[0][0])
 
 
 def detections_of(db: Database, perceiver: str, image_ids: Sequence[str] | None = None) -> pd.DataFrame:
@@ -91,11 +97,3 @@ def detections_of(db: Database, perceiver: str, image_ids: Sequence[str] | None 
             "SELECT p.image_id, " + ", ".join(f"p.{c}" for c in DETECTION_COLUMNS) + " FROM detections p "
             "JOIN images i ON i.id = p.image_id AND i.sha256 = p.sha256 WHERE p.perceiver = ?" + where +
             " ORDER BY p.image_id, p.kind, p.score DESC", params=[perceiver]).df()
-
-
-def perceive_totals(db: Database, perceiver: str) -> dict[str, int]:
-    """Photos perceived (current bytes), readable photos in all, and detections by kind: for status pages."""
-    row = db.fetch_all(
-        "SELECT (SELECT count(*) FROM perceived_photos p JOIN images i ON i.id = p.image_id AND i.sha256 = p.sha256 "
-        "        WHERE p.perceiver = ?), (SELECT count(*) FROM images WHERE status = 'ok')", [perceiver])[0]
-    return {"perceived": int(row[0]), "readable": int(row[1])}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import errno
 import getpass
 import math
@@ -373,16 +372,8 @@ def _calibrate_perception(args: argparse.Namespace) -> int:
 
 def _minors_labels(path: Path, dataset: str) -> dict[str, bool]:
     """image id -> shows a child (yes or unsure), from a CSV with the columns image_id and child_under_16."""
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"--labels {path}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from exc
-    missing = {"image_id", "child_under_16"} - set(rows[0] if rows else ())
-    if missing:
-        raise ValueError(f"--labels {path}: needs a header with the columns image_id and child_under_16 "
-                         f"(missing: {', '.join(sorted(missing))})")
-    return {f"{dataset}/{row['image_id']}": row["child_under_16"] != "no" for row in rows}
+    labels, _ = image_layer.read_labels(path, dataset, ("image_id", "child_under_16"))
+    return {image_id: row["child_under_16"] != "no" for image_id, row in labels.items()}
 
 
 def _moderate(args: argparse.Namespace) -> int:

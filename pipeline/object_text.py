@@ -100,7 +100,7 @@ def photo_objects(db: Database, perceiver: str, image_ids: Sequence[str]) -> lis
     ids = list(image_ids)
     if not ids:
         return []
-    perceived = set(perception.perceived_of(db, perceiver, ids)["image_id"])
+    perceived = perception.perceived_ids(db, perceiver, ids)
     return summarise(perception.detections_of(db, perceiver, ids), perceived, ids)
 
 

@@ -142,6 +142,6 @@ def perceive(db: Database, perceiver: Perceiver, *, batch_size: int = DEFAULT_BA
         commit()
     with db.write() as cur:
         report.removed = store.delete_orphans(cur)
-    report.already_current = len(store.perceived_ids(db, perceiver.id)) - report.perceived
+    report.already_current = store.perceived_count(db, perceiver.id) - report.perceived
     report.seconds = time.perf_counter() - started
     return report

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import math
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ EXCLUDE_AGE, EXCLUDE_FACE_PX = 13.0, 64.0
 REVIEW_AGE, REVIEW_FACE_PX = 16.0, 32.0
 MARGIN = 0.5  # thresholds are this share of the tightest ones that still catch every labelled photo with people
 MAX_LISTED = 20
+LABEL_COLUMNS = ("image_id", "people", "child_under_16")  # of tests/data/minors_labels.csv
 
 NOBODY, PEOPLE, YOUNG_FACE, CHILD_FACE, NOT_PERCEIVED = "nobody", "people", "young-face", "child-face", "not-perceived"
 
@@ -170,19 +172,21 @@ def load(path: Path = THRESHOLDS_FILE, perceiver: str | None = None) -> ImageLay
 # --- calibration -------------------------------------------------------------------------------------------------
 
 
-def read_labels(path: Path, dataset: str) -> tuple[dict[str, dict[str, str]], str]:
-    """image id -> {people: yes/no, child_under_16: yes/no/unsure}, and the file's sha256."""
+def read_labels(path: Path, dataset: str, columns: tuple[str, ...] = LABEL_COLUMNS,
+                ) -> tuple[dict[str, dict[str, str]], str]:
+    """image id -> {column: value} for ``columns`` after image_id (people: yes/no, child_under_16: yes/no/unsure),
+    and the file's sha256. One reader for every labels file use: this calibration, the CLIP one and the benchmark."""
     try:
         data = Path(path).read_bytes()
-        rows = list(csv.DictReader(data.decode("utf-8").splitlines()))
+        rows = list(csv.DictReader(io.StringIO(data.decode("utf-8"), newline="")))
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"--labels {path}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from exc
-    missing = {"image_id", "people", "child_under_16"} - set(rows[0] if rows else ())
+    missing = set(columns) - set(rows[0] if rows else ())
     if missing:
-        raise ValueError(f"--labels {path}: needs a header with the columns image_id, people and child_under_16 "
+        names = ", ".join(columns[:-1]) + " and " + columns[-1]
+        raise ValueError(f"--labels {path}: needs a header with the columns {names} "
                          f"(missing: {', '.join(sorted(missing))})")
-    labels = {f"{dataset}/{r['image_id']}": {"people": r["people"], "child_under_16": r["child_under_16"]}
-              for r in rows}
+    labels = {f"{dataset}/{r['image_id']}": {c: r[c] for c in columns[1:]} for r in rows}
     return labels, hashlib.sha256(data).hexdigest()
 
 
