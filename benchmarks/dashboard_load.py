@@ -71,13 +71,13 @@ def main() -> None:
         if not setup.encoders:
             sys.exit("no searchable photos: run the pipeline's filter and embed stages first")
         encoder_id = setup.encoders[0]
-        searcher = live_search.searcher_for(str(path), encoder_id, None, setup.index_versions[encoder_id])
+        searcher = live_search.searcher_for(str(path), encoder_id)
         queue = context.write_queue(str(path))
 
         searchers = {"plain": (searcher, False)}
         if setup.reranker_run:
             searchers[f"re-ranked by {setup.reranker_run}"] = (live_search.searcher_for(
-                str(path), encoder_id, setup.reranker_run, setup.index_versions[encoder_id]), True)
+                str(path), encoder_id, setup.reranker_run), True)
         for name, (timed_searcher, rerank) in searchers.items():
             for query in queries[:5]:  # warm-up: index, encoder, re-ranker gallery, first allocations
                 live_search.run_search(timed_searcher, query, k=12, offset=0, min_score=None, rerank=rerank,

@@ -60,7 +60,7 @@ def page_database() -> Iterator[ReadOnlyDatabase]:
     message. Pages write only by submitting operations to the write queue."""
     path = db_path()
     try:
-        with shared_database(str(path)).use() as db:
+        with shared_database(str(path)).use(snapshot_ok=True) as db:
             yield ReadOnlyDatabase(db)
     except ReadOnlyError:
         raise  # a page tried to write around the queue: a bug to see, not a message about the file

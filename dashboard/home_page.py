@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import context, overview
+from dashboard import context, overview, stage_progress
 from db import reads
 
 REJECTS_PAGE = 50
@@ -56,6 +56,7 @@ def main() -> None:
     st.title("With Sense studio")
     st.caption("What the pipeline has loaded into the studio database: datasets, row counts, ingest runs "
                "and the lines it rejected.")
+    stage_progress.overview_block()  # before any read: it answers while the stages hold the database
     with context.page_database() as db:
         snapshot = overview.load_snapshot(db)
     if snapshot.datasets.empty:

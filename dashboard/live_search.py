@@ -1,16 +1,17 @@
 """Live search for the dashboard: cached encoders and search indexes, the object filter and why each result
 matched, flag writes, recent flags, label export.
 
-Encoders (seconds to load) and Searchers (the vector matrix of every visible photo) are ``st.cache_resource``
-singletons shared by all sessions. They hold a LeasedDatabase, never an open file, so caching them never keeps
-a pipeline stage out. A Searcher is keyed by an index version read on every page run (visible photos with
-vectors, the newest minors decision, the newest vector), so a photo the filter or a moderator withdraws is out
-of the next search; Searcher also checks every answer against `visible_images`.
+Encoders (seconds to load), re-rankers and Searchers are ``st.cache_resource`` singletons shared by all sessions.
+They hold a LeasedDatabase, never an open file, so caching them never keeps a pipeline stage out. There is one
+Searcher per encoder, so one vector index per encoder in memory: it swaps its index when that encoder's set of
+vectors changes (pipeline.search.EncoderIndex), and a re-rank run borrows it (Searcher.with_reranker). A
+moderation decision or a label never rebuilds it: every answer is checked against `visible_images` when given.
 """
 
 from __future__ import annotations
 
 import io
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -32,7 +33,7 @@ from pipeline.minors import lexicon, query_block
 from pipeline.object_text import PRESENT, ObjectFusion
 from pipeline.perception import PERCEIVER_ID
 from pipeline.rerank import Reranker
-from pipeline.search import Searcher, SearchResult, Why, explain
+from pipeline.search import EncoderIndex, Searcher, SearchResult, Why, explain
 
 RECENT_FLAGS = 10
 
@@ -59,26 +60,69 @@ def _openclip(db: Database, encoder_id: str) -> Encoder:
 ENCODER_LOADERS: dict[str, Callable[[Database, str], Encoder]] = {"offline-": _offline, "openclip-": _openclip}
 
 
+COUNT_WAIT_SECONDS = 1.0  # how long a page run waits for a recount of the "must show" choices
+
+
 @dataclass(frozen=True)
 class SearchSetup:
-    """What the page offers, read in one block: encoders with visible vectors (each with its index version, see
-    db.embeddings.index_version) and the chosen re-rank run."""
+    """What the page offers, read in one block: encoders with vectors, newest first, and the chosen re-rank run."""
 
-    index_versions: dict[str, tuple]
+    encoders: list[str]
     reranker_run: str | None
-    objects: list[tuple[str, int]]  # COCO labels detected in visible photos, with how many photos show each
-
-
-    @property
-    def encoders(self) -> list[str]:
-        return list(self.index_versions)
+    objects: list[tuple[str, int]] | None  # COCO labels detected in visible photos, with how many photos show each
+    objects_current: bool  # False while a recount runs: ``objects`` are then those of before (None before the first)
 
 
 def read_setup(db: Database) -> SearchSetup:
-    versions = {e: store.index_version(db, e) for e in store.encoders_with_vectors(db)["encoder_id"]}
-    searchable = {e: version for e, version in versions.items() if version[0]}  # some visible photo has vectors
-    shown = store.objects_on_visible_photos(db, PERCEIVER_ID, PRESENT)
-    return SearchSetup(searchable, model_store.reranker(db), list(zip(shown["label"], shown["photos"].astype(int))))
+    objects, current = object_counts(str(db.path)).get(store.objects_version(db))
+    return SearchSetup(store.encoders_with_vectors(db)["encoder_id"].tolist(), model_store.reranker(db), objects,
+                       current)
+
+
+class ObjectCounts:
+    """The "must show" choices of one database, recounted in a background thread when db.embeddings.objects_version
+    moves (a decision, an ingest or perception run). The recount joins every detection with the visible photos
+    (~4 s at a million photos under load), which no page run should wait for: a page run waits COUNT_WAIT_SECONDS
+    at most (a tenth of it when there are counts of before), then shows the counts of before, marked as being
+    updated (or, before the first count, every COCO name without a number). The counts may lag by one recount; the
+    results never do (every answer is checked against the minors rule when given)."""
+
+    def __init__(self, db: Database, wait_seconds: float = COUNT_WAIT_SECONDS) -> None:
+        self.db, self.wait_seconds = db, wait_seconds
+        self._lock = threading.Lock()
+        self._counts: list[tuple[str, int]] | None = None
+        self._version: tuple | None = None
+        self._recount: threading.Thread | None = None
+
+    def get(self, version: tuple) -> tuple[list[tuple[str, int]] | None, bool]:
+        """(counts, whether they are of ``version``): a recount of ``version`` starts when none runs and the counts
+        are older."""
+        with self._lock:
+            if self._version != version and self._recount is None:
+                self._recount = threading.Thread(target=self._count, args=(version,), daemon=True,
+                                                 name="must-show-recount")
+                self._recount.start()
+            recount = self._recount
+        if recount is not None:  # a moment only when counts of before can stand in meanwhile
+            recount.join(self.wait_seconds if self._counts is None else self.wait_seconds / 10)
+        with self._lock:
+            return self._counts, self._version == version
+
+    def _count(self, version: tuple) -> None:
+        try:
+            shown = store.objects_on_visible_photos(self.db, PERCEIVER_ID, PRESENT)
+            with self._lock:
+                self._counts = list(zip(shown["label"], shown["photos"].astype(int).tolist()))
+                self._version = version
+        finally:  # a failed recount (a stage holding the file) leaves the version old: the next page run retries
+            with self._lock:
+                self._recount = None
+
+
+@st.cache_resource(max_entries=4)
+def object_counts(db_path: str) -> ObjectCounts:
+    """The one ObjectCounts of a database, shared by every session."""
+    return ObjectCounts(LeasedDatabase(context.shared_database(db_path)))
 
 
 @st.cache_resource(max_entries=4)
@@ -90,19 +134,36 @@ def encoder_for(db_path: str, encoder_id: str) -> Encoder:
     raise encoders.WeightsUnavailable(f"no loader for encoder {encoder_id}")
 
 
-@st.cache_resource(max_entries=8)
-def searcher_for(db_path: str, encoder_id: str, reranker_run: str | None, index_version: tuple) -> Searcher:
-    """One Searcher per encoder, re-rank run and index version; ``index_version`` is only part of the key."""
+@st.cache_resource(max_entries=4)
+def _searcher(db_path: str, encoder_id: str) -> Searcher:
+    """The one Searcher, so the one index, of an encoder (evicted with it when a fifth encoder is searched)."""
     leased = LeasedDatabase(context.shared_database(db_path))
-    encoder = encoder_for(db_path, encoder_id)
-    reranker = Reranker(leased, reranker_run, encoder) if reranker_run else None
     queue = context.write_queue(db_path)
 
     def log_blocked(query: str, verdict: query_block.QueryCheck, user: str | None) -> None:
         queue.submit("blocked_query", {"query": query, "matches": [m.as_dict() for m in verdict.matches],
                                        "version": lexicon.RULE_SET_VERSION}, user or "(unknown)")
 
-    return Searcher(leased, encoder, reranker, log_blocked=log_blocked)
+    return Searcher(leased, encoder_for(db_path, encoder_id), log_blocked=log_blocked,
+                    indexes=encoder_index(db_path, encoder_id))
+
+
+@st.cache_resource(max_entries=4)
+def encoder_index(db_path: str, encoder_id: str) -> EncoderIndex:
+    """The one index of an encoder: its Searcher's, and warmed by the page's first render (EncoderIndex.warm)
+    before anyone types a query or the encoder is loaded."""
+    return EncoderIndex(LeasedDatabase(context.shared_database(db_path)), encoder_id)
+
+
+@st.cache_resource(max_entries=4)
+def _reranker(db_path: str, run_id: str, encoder_id: str) -> Reranker:
+    return Reranker(LeasedDatabase(context.shared_database(db_path)), run_id, encoder_for(db_path, encoder_id))
+
+
+def searcher_for(db_path: str, encoder_id: str, reranker_run: str | None = None) -> Searcher:
+    """The encoder's shared Searcher, re-ranking with ``reranker_run`` when given (the same index either way)."""
+    searcher = _searcher(db_path, encoder_id)
+    return searcher.with_reranker(_reranker(db_path, reranker_run, encoder_id)) if reranker_run else searcher
 
 
 @dataclass(frozen=True)
@@ -156,6 +217,16 @@ def recent_flags(db: Database, pending: list[Write], user: str, limit: int = REC
     if not frames:
         return pd.DataFrame(columns=columns)
     return pd.concat(frames, ignore_index=True)[columns].head(limit)
+
+
+def labels_file(db_path: str, kind: str) -> Callable[[], bytes]:
+    """Every stored label as "csv" or "parquet", made when the user clicks the download (streamlit runs it on
+    another thread): writing a million labels takes seconds that no page render should pay."""
+    def make() -> bytes:
+        frame = labels.export(LeasedDatabase(context.shared_database(db_path)))
+        return labels_csv(frame) if kind == "csv" else labels_parquet(frame)
+
+    return make
 
 
 def labels_csv(frame: pd.DataFrame) -> bytes:

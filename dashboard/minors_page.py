@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import context, evidence, minors_review, photo_view
+from dashboard import context, evidence, minors_review, photo_view, stage_progress
 from db import minors
+from db.shared import LeasedDatabase
 from pipeline.minors.moderation import STATUSES, ModerationError, validate
 
 PAGE_SIZE = 20
 BLOCKED_SHOWN = 100
+AUDIT_SHOWN = 200
 STATUS_LABELS = {"cleared": "Clear (show in search)", "excluded": "Exclude", "pending_review": "Keep pending"}
 
 
@@ -88,11 +90,12 @@ def blocked_searches() -> None:
 def main() -> None:
     st.title("Minors review")
     context.require_role(__file__)  # app.py does not register this page for other roles; belt and braces
+    stage_progress.waiting_notice(__file__)
     context.show_remembered()
 
     with context.page_database() as db:
         counts = minors.status_counts(db)
-        datasets = sorted(minors.decisions(db)["dataset"].unique())
+        datasets = minors.decided_datasets(db)
     if not counts:
         st.info("No minors decisions yet: run `python -m pipeline filter` (after `python -m pipeline ingest`).")
         return
@@ -104,14 +107,17 @@ def main() -> None:
                                       key="minors_statuses")
     dataset = filters[1].selectbox("Dataset", ["(all)", *datasets], key="minors_dataset")
     text = filters[2].text_input("Photo id or fired word contains", key="minors_text")
+    chosen = (statuses, None if dataset == "(all)" else dataset, text.strip() or None)
     with context.page_database() as db:
-        queue = minors_review.load_queue(db, statuses, None if dataset == "(all)" else dataset, text.strip() or None)
-        audit = minors.audit_trail(db)
-
-    st.subheader(f"Queue ({len(queue):,})")
-    pages = max(1, -(-len(queue) // PAGE_SIZE))
-    page = st.number_input(f"Page (of {pages})", 1, pages, 1, key="minors_page")
-    shown = queue.iloc[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
+        total = minors_review.queue_count(db, *chosen)
+    st.subheader(f"Queue ({total:,})")
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = st.number_input(f"Page (of {pages:,})", 1, pages, 1, key="minors_page")
+    with context.page_database() as db:
+        shown = minors_review.queue_page(db, *chosen, page, PAGE_SIZE)
+        seen = minors_review.evidence_of(db, shown)
+        audit = minors.audit_trail(db, limit=AUDIT_SHOWN)
+        audit_total = minors.audit_count(db)
 
     with st.expander("Decide many at once", expanded=False):
         every = st.checkbox(f"All {len(shown)} photos on this page", key="minors_bulk_all")
@@ -124,19 +130,22 @@ def main() -> None:
         if cells[2].button("Apply to selected", key="minors_bulk_apply"):
             decide(picked, bulk_status, bulk_reason)
 
-    with context.page_database() as db:
-        seen = minors_review.evidence_of(db, shown)
     for row in shown.itertuples():
         item(row, seen.get(row.image_id))
 
     blocked_searches()
-    st.subheader("Audit trail")
+    st.subheader(f"Audit trail ({audit_total:,})")
+    if audit_total > len(audit):
+        st.caption(f"The newest {len(audit):,}; the CSV below holds all of it.")
     st.dataframe(audit, hide_index=True)
+    # The CSVs are built when clicked (Streamlit runs the callable then, on its own thread), each in its own short
+    # read: a page run never reads every decision to offer them.
+    leased = LeasedDatabase(context.shared_database(str(context.db_path())))
     left, right = st.columns(2)
-    left.download_button("Queue as CSV", minors_review.queue_export(queue), "minors_queue.csv", "text/csv",
+    left.download_button("Queue as CSV", minors_review.queue_file(leased, *chosen), "minors_queue.csv", "text/csv",
                          key="minors_export_queue", on_click="ignore")
-    right.download_button("Audit trail as CSV", audit.to_csv(index=False).encode("utf-8"), "moderation_audit.csv",
-                          "text/csv", key="minors_export_audit", on_click="ignore")
+    right.download_button("Audit trail as CSV", minors_review.audit_file(leased), "moderation_audit.csv", "text/csv",
+                          key="minors_export_audit", on_click="ignore")
 
 
 main()

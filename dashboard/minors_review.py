@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 
 import pandas as pd
 
@@ -79,17 +80,25 @@ def reason_summary(reasons_json: str | dict) -> str:
     return "; ".join(parts)
 
 
+def with_reasons(frame: pd.DataFrame) -> pd.DataFrame:
+    """Queue rows (db.minors.queue) with the short reason text beside them."""
+    return frame.assign(reason=frame["reasons"].map(reason_summary) if not frame.empty else [])
+
+
 def load_queue(db: Database, statuses: list[str], dataset: str | None, text: str | None) -> pd.DataFrame:
-    """Decisions with the given statuses, filtered by dataset and by text in the photo id or the reasons."""
-    frame = minors.decisions(db, statuses or list(QUEUE_STATUSES))
-    if dataset:
-        frame = frame[frame["dataset"] == dataset]
-    frame = frame.assign(reason=frame["reasons"].map(reason_summary) if not frame.empty else [])
-    if text:
-        needle = text.lower()
-        frame = frame[frame["image_id"].str.lower().str.contains(needle, regex=False)
-                      | frame["reasons"].astype(str).str.lower().str.contains(needle, regex=False)]
-    return frame.reset_index(drop=True)
+    """Every decision the filters match (statuses, dataset, text in the photo id or the reasons), filtered in SQL:
+    for the CSV export, built only when a moderator asks for it."""
+    return with_reasons(minors.queue(db, statuses or list(QUEUE_STATUSES), dataset, text))
+
+
+def queue_count(db: Database, statuses: list[str], dataset: str | None, text: str | None) -> int:
+    return minors.queue_count(db, statuses or list(QUEUE_STATUSES), dataset, text)
+
+
+def queue_page(db: Database, statuses: list[str], dataset: str | None, text: str | None, page: int,
+               size: int) -> pd.DataFrame:
+    """Page ``page`` (from 1) of ``size`` decisions the filters match: the only rows a page run reads and parses."""
+    return with_reasons(minors.queue(db, statuses or list(QUEUE_STATUSES), dataset, text, size, (page - 1) * size))
 
 
 def evidence_of(db: Database, queue: pd.DataFrame) -> dict[str, evidence.Evidence]:
@@ -103,6 +112,17 @@ def evidence_of(db: Database, queue: pd.DataFrame) -> dict[str, evidence.Evidenc
     detections = perception.detections_of(db, PERCEIVER_ID, ids)
     reasons = {row.image_id: reasons_of(row.reasons) for row in queue.itertuples()}
     return evidence.by_photo(detections, sizes, reasons)
+
+
+def queue_file(db: Database, statuses: list[str], dataset: str | None, text: str | None) -> Callable[[], bytes]:
+    """The queue CSV of these filters, made when called: for a download button, which calls it on click. ``db``
+    is the page's LeasedDatabase, so the file is held only for the read."""
+    return lambda: queue_export(load_queue(db, statuses, dataset, text))
+
+
+def audit_file(db: Database) -> Callable[[], bytes]:
+    """The whole audit trail as CSV, made when called (see :func:`queue_file`)."""
+    return lambda: minors.audit_trail(db).to_csv(index=False).encode("utf-8")
 
 
 def queue_export(frame: pd.DataFrame) -> bytes:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import comparison, context
+from dashboard import comparison, context, stage_progress
 from db import models as model_store
 from db.write_queue import OP_ROLES
 
@@ -104,6 +104,7 @@ def show_retrieval(snapshot: comparison.Snapshot) -> None:
 def main() -> None:
     context.require_role(__file__)
     st.title("Model comparison")
+    stage_progress.waiting_notice(__file__)
     st.caption("Relevance models trained by `python -m pipeline train`, compared on held-out folds, and the "
                "retrieval figures of the encoders.")
     with context.page_database() as db:

@@ -30,7 +30,7 @@ ALL_EXPERTS = "all experts"
 # Every value the mean of three 1..4 scores can take: the steps of the score-range slider.
 SCORE_MEANS = tuple(total / 3 for total in range(3, 13))
 METRICS = ("ordinal", "interval", "nominal")
-GALLERY_SIZE = 8  # thumbnails shown in a drill-down; the table lists every pair
+GALLERY_SIZE = 8  # thumbnails shown in a drill-down; the table lists the pairs (eda.PAIRS_LIMIT at most)
 
 
 def format_mean(value: float) -> str:
@@ -166,17 +166,12 @@ class Snapshot:
     crowd_shares: pd.DataFrame  # eda.crowd_share_counts
     expert_vs_crowd: pd.DataFrame  # eda.expert_vs_crowd
     targets: pd.DataFrame  # eda.target_counts
-    queries: pd.DataFrame  # eda.judged_queries
-    images: pd.DataFrame  # eda.judged_images
     verdicts: pd.DataFrame  # labels.verdict_counts of the filtered dataset
-    recent_labels: pd.DataFrame  # eda.recent_labels
 
 
 def load_snapshot(db: Database, where: eda.PairFilter) -> Snapshot:
-    """Every read of the page but the drill-downs, so the shared database is held once and briefly."""
-    verdicts = labels.verdict_counts(db)
-    if where.dataset is not None:
-        verdicts = verdicts[verdicts["dataset"] == where.dataset].reset_index(drop=True)
+    """Every read of the page but the drill-downs and the labels list, so the shared database is held once and
+    briefly. Each is an aggregate read in SQL (db/eda.py): its size does not grow with the pairs."""
     return Snapshot(
         summary=eda.summary(db, where),
         expert_scores=eda.expert_score_counts(db, where),
@@ -184,10 +179,7 @@ def load_snapshot(db: Database, where: eda.PairFilter) -> Snapshot:
         crowd_shares=eda.crowd_share_counts(db, where),
         expert_vs_crowd=eda.expert_vs_crowd(db, where),
         targets=eda.target_counts(db, where),
-        queries=eda.judged_queries(db, where),
-        images=eda.judged_images(db, where),
-        verdicts=verdicts,
-        recent_labels=eda.recent_labels(db, where.dataset),
+        verdicts=labels.verdict_counts(db, where.dataset),
     )
 
 
@@ -267,7 +259,7 @@ def labels_figure(verdicts: pd.DataFrame) -> go.Figure:
 # ------------------------------------------------------------------------------------------------ drill-down
 def query_labels(queries: pd.DataFrame) -> dict[str, str]:
     """query_id -> what the query picker shows: the caption text (or its id when the source lacks it) and how
-    many pairs it has."""
+    many judged pairs it has."""
     options = {}
     for row in queries.itertuples():
         text = row.query_text if isinstance(row.query_text, str) else f"{row.query_id} (text absent)"

@@ -15,6 +15,7 @@ from db import eda, reads
 from db.labels import VERDICTS
 
 ALL_DATASETS = "(all)"
+LABELS_PAGE = 20
 
 
 def filters(datasets: list[str]) -> eda.PairFilter:
@@ -79,21 +80,47 @@ def show_gallery(tiles: list[ratings.Tile]) -> None:
             column.image(tile.photo, caption=f"{name} · {tile.caption}")
 
 
-def query_drilldown(where: eda.PairFilter, queries: pd.DataFrame) -> None:
+def _matches(what: str, searched: str, order: str, key: str, find) -> pd.DataFrame | None:
+    """A search box and the first matches of ``find(db, text)`` (one page, read in SQL); None when nothing
+    matches (the page says so)."""
+    text = st.text_input(f"Find a {what} ({searched} contains)", key=key)
+    with context.page_database() as db:
+        found = find(db, text.strip() or None)
+    if found.empty:
+        st.info(f"No judged {what} matches.")
+        return None
+    if len(found) == eda.PICKER_LIMIT:
+        st.caption(f"The first {eda.PICKER_LIMIT} matches by {order}; type more to narrow them.")
+    return found
+
+
+def query_drilldown(where: eda.PairFilter) -> None:
+    """A search box, the first matching queries in a picker, and the chosen query's pairs: every step one page
+    read in SQL, however many queries there are."""
+    queries = _matches("query", "text or id", "text", "eda_query_search", lambda db, text: eda.find_queries(
+        db, where.dataset, text))
+    if queries is None:
+        return
     labels = ratings.query_labels(queries)
     query_id = st.selectbox("Query", list(labels), format_func=labels.get, key="eda_query")
     with context.page_database() as db:
-        pairs = eda.pairs_of_query(db, where, query_id)
+        total, pairs = eda.pairs_of_query(db, where, query_id)
         files = reads.visible_photo_files(db, list(pairs["image_id"].head(ratings.GALLERY_SIZE)))
     show_gallery(ratings.gallery(pairs, lambda image_id: photo_view.photo(files, image_id)))
+    if total > len(pairs):
+        st.caption(f"The best {len(pairs):,} of {total:,} judged photos.")
     st.dataframe(pairs, hide_index=True)
 
 
-def image_drilldown(where: eda.PairFilter, images: pd.DataFrame) -> None:
+def image_drilldown(where: eda.PairFilter) -> None:
+    images = _matches("photo", "id", "id", "eda_image_search", lambda db, text: eda.find_images(
+        db, where.dataset, text))
+    if images is None:
+        return
     counts = dict(zip(images["image_id"], images["pairs"]))
     image_id = st.selectbox("Photo", list(counts), format_func=lambda i: f"{i} · {counts[i]} pairs", key="eda_image")
     with context.page_database() as db:
-        pairs = eda.pairs_of_image(db, where, image_id)
+        total, pairs = eda.pairs_of_image(db, where, image_id)
         files = reads.visible_photo_files(db, [image_id])
     left, right = st.columns([1, 3])
     photo = photo_view.photo(files, image_id)
@@ -101,10 +128,12 @@ def image_drilldown(where: eda.PairFilter, images: pd.DataFrame) -> None:
         left.caption("photo not available")
     else:
         left.image(photo)
+    if total > len(pairs):
+        right.caption(f"The best {len(pairs):,} of {total:,} judged queries.")
     right.dataframe(pairs, hide_index=True)
 
 
-def labels_section(snapshot: ratings.Snapshot) -> None:
+def labels_section(snapshot: ratings.Snapshot, dataset: str | None) -> None:
     st.subheader("Reviewers' labels from live search")
     if snapshot.verdicts.empty:
         st.info("No labels yet. Reviewers flag search results on the Live search page; their verdicts show up "
@@ -114,8 +143,13 @@ def labels_section(snapshot: ratings.Snapshot) -> None:
     for column, verdict in zip(st.columns(len(VERDICTS)), VERDICTS):
         column.metric(f"Labels: {verdict}", f"{int(totals.get(verdict, 0)):,}")
     st.plotly_chart(ratings.labels_figure(snapshot.verdicts), key="eda_labels_chart")
-    st.caption("Newest labels (photo ids only: a labelled photo may not be visible).")
-    st.dataframe(snapshot.recent_labels, hide_index=True)
+    count = int(totals.sum())
+    pages = max(1, -(-count // LABELS_PAGE))
+    page = st.number_input(f"Labels page (of {pages:,})", 1, pages, 1, key="eda_labels_page")
+    with context.page_database() as db:
+        rows = eda.labels_page(db, dataset, LABELS_PAGE, (page - 1) * LABELS_PAGE)
+    st.caption(f"{count:,} labels, newest first (photo ids only: a labelled photo may not be visible).")
+    st.dataframe(rows, hide_index=True)
 
 
 def main() -> None:
@@ -140,10 +174,10 @@ def main() -> None:
         st.subheader("Drill-down")
         by_query, by_image = st.tabs(["By query", "By photo"])
         with by_query:
-            query_drilldown(where, snapshot.queries)
+            query_drilldown(where)
         with by_image:
-            image_drilldown(where, snapshot.images)
-    labels_section(snapshot)
+            image_drilldown(where)
+    labels_section(snapshot, where.dataset)
 
 
 main()

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import context, live_search, photo_view
+from dashboard import context, live_search, photo_view, stage_progress
 from db import labels, reads
 from db.database import DatabaseError
 from pipeline.encoders.base import WeightsUnavailable
+from pipeline.perception.objects import COCO80
 from pipeline.rerank import RerankError
 from pipeline.search import Hit, NoVectors, QueryError, Why
 
@@ -74,7 +75,7 @@ def result_grid(query: str, encoder_id: str, hits: list[Hit], files: dict[str, t
 def recent_and_export(user_name: str) -> None:
     with context.page_database() as db:
         recent = live_search.recent_flags(db, context.queue().pending(user=user_name), user_name)
-        everything = labels.export(db)
+        stored = labels.count(db)
     st.subheader("Your recent flags")
     if recent.empty:
         st.caption("No flags yet: flag a result above.")
@@ -86,18 +87,20 @@ def recent_and_export(user_name: str) -> None:
         cells[3].write(f"{VERDICT_LABELS[row.verdict]} ({row.state})")
         cells[4].button("Undo", key=f"undo_{row.write_key}", on_click=undo, args=(row.write_key,))
     st.subheader("Export labels")
-    st.caption(f"{len(everything):,} labels from all reviewers. They feed training with "
+    st.caption(f"{stored:,} labels from all reviewers. They feed training with "
                "`python -m pipeline train --include-feedback`.")
+    path = str(context.db_path())
     left, right = st.columns(2)
-    left.download_button("Labels as CSV", live_search.labels_csv(everything), "labels.csv", "text/csv",
+    left.download_button("Labels as CSV", live_search.labels_file(path, "csv"), "labels.csv", "text/csv",
                          key="search_export_csv", on_click="ignore")
-    right.download_button("Labels as Parquet", live_search.labels_parquet(everything), "labels.parquet",
+    right.download_button("Labels as Parquet", live_search.labels_file(path, "parquet"), "labels.parquet",
                           "application/vnd.apache.parquet", key="search_export_parquet", on_click="ignore")
 
 
 def main() -> None:
     st.title("Live search")
     user = context.require_role(__file__)
+    stage_progress.waiting_notice(__file__)
     context.show_remembered()
     with context.page_database() as db:
         setup = live_search.read_setup(db)
@@ -108,6 +111,7 @@ def main() -> None:
     query = st.text_input("Describe the scene", key="search_query", placeholder="a dog running on a beach")
     controls = st.columns([3, 2, 1, 2, 1])
     encoder_id = controls[0].selectbox("Encoder", setup.encoders, key="search_encoder")
+    live_search.encoder_index(str(context.db_path()), encoder_id).warm()  # built while the user types
     rerank = controls[1].toggle("Re-rank", key="search_rerank",
                                 disabled=setup.reranker_run is None,
                                 help=f"Re-order the top 100 with model run {setup.reranker_run}"
@@ -118,16 +122,19 @@ def main() -> None:
     cut_off = controls[3].slider("Minimum score", -1.0, 1.0, -1.0, 0.01, key="search_min_score",
                                  help="Hide results scoring below this; -1 shows everything.")
     page = controls[4].number_input("Page", 1, 100, 1, key="search_page")
-    counts = dict(setup.objects)
+    counts = dict(setup.objects or [])
     must_show = st.multiselect(
-        "Must show", list(counts), key="search_objects", format_func=lambda label: f"{label} ({counts[label]:,})",
+        "Must show", list(counts) if setup.objects is not None else list(COCO80), key="search_objects",
+        format_func=lambda label: f"{label} ({counts[label]:,})" if label in counts else label,
         placeholder="dog, person…", help="Only photos in which the object detector found every chosen object "
                                         "(the number: visible photos showing it).")
+    if not setup.objects_current:
+        st.caption("Counting the photos per object after the latest changes: the numbers update on a later run."
+                   if setup.objects is not None else "Counting the photos per object: the numbers come on a later run.")
     if query.strip():
         path = str(context.db_path())
         try:
-            searcher = live_search.searcher_for(path, encoder_id, setup.reranker_run if rerank else None,
-                                                setup.index_versions[encoder_id])
+            searcher = live_search.searcher_for(path, encoder_id, setup.reranker_run if rerank else None)
             timed = live_search.run_search(searcher, query, k=k, offset=(page - 1) * k,
                                            min_score=None if cut_off <= -1.0 else cut_off, rerank=rerank,
                                            user=user.name, must_show=must_show)

@@ -1,9 +1,12 @@
 """SQL of the Ratings EDA page: judged (image, query) pairs with their expert scores, crowd share and aggregated
 target, summarised for charts, plus reviewers' labels.
 
-Every query starts from the same ``pairs`` CTE: expert and crowd judgments joined FULL OUTER (a pair may have
-either or both) and the relevance target where the relevance stage wrote one. Both filters of the page are applied
-there, so every chart and headline number describes exactly the same pairs:
+The page never joins the rating tables itself: db/relevance.py keeps, beside the ratings, every judged pair
+(``rated_pairs``: expert and crowd judgments joined FULL OUTER, with the relevance target), the pairs counted by
+score triple, share bin and target bin (``rating_cube``, a few thousand rows whatever the data size) and the
+pickers' lists (``rated_queries``, ``rated_images``); see migration 0007. Every chart and headline number is a
+GROUP BY over the cube, the drill-downs read one query's or one photo's pairs, the pickers one page of matches.
+Both filters of the page apply the same way everywhere, so every chart and number describes the same pairs:
 
 * ``dataset``: one dataset, or None for all of them;
 * ``score_range``: (low, high) on the mean of the three expert scores, or None for no filter. A range keeps only
@@ -13,13 +16,16 @@ there, so every chart and headline number describes exactly the same pairs:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pandas as pd
 
 from db.database import Database
+from db.relevance import SHARE_BINS
 
-SHARE_BINS = 10  # crowd share and target histograms: bins of width 0.1, the value 1.0 falling in the last one
+PICKER_LIMIT = 50  # queries or photos a drill-down picker lists: the first matches of its search box
+PAIRS_LIMIT = 500  # pairs a drill-down table shows
 
 
 @dataclass(frozen=True)
@@ -34,58 +40,78 @@ class PairFilter:
         return {"dataset": self.dataset, "low": low, "high": high}
 
 
-_PAIRS = """
-    WITH pairs AS (
-        SELECT coalesce(e.dataset, c.dataset) AS dataset,
-               coalesce(e.image_id, c.image_id) AS image_id,
-               coalesce(e.query_id, c.query_id) AS query_id,
-               e.expert_1, e.expert_2, e.expert_3,
-               (e.expert_1 + e.expert_2 + e.expert_3) / 3.0 AS expert_mean,
-               c.share AS crowd_share, c.n_yes, c.n_no,
-               r.relevance AS target
-        FROM expert_ratings e
-        FULL OUTER JOIN crowd_ratings c ON c.image_id = e.image_id AND c.query_id = e.query_id
-        LEFT JOIN relevance r ON r.image_id = coalesce(e.image_id, c.image_id)
-                             AND r.query_id = coalesce(e.query_id, c.query_id)
-        WHERE ($dataset IS NULL OR coalesce(e.dataset, c.dataset) = $dataset)
-          AND ($low IS NULL OR e.expert_1 + e.expert_2 + e.expert_3 BETWEEN round(3 * $low) AND round(3 * $high))
+# The filter on rating_cube or rated_pairs rows (both carry dataset and the three expert scores).
+_WHERE = """($dataset IS NULL OR dataset = $dataset)
+    AND ($low IS NULL OR expert_1 + expert_2 + expert_3 BETWEEN round(3 * $low) AND round(3 * $high))"""
+_CUBE = f"""
+    WITH cube AS (
+        SELECT *, (expert_1 + expert_2 + expert_3) / 3.0 AS expert_mean FROM rating_cube WHERE {_WHERE}
     )
 """
 
 
 def _fetch(db: Database, select: str, where: PairFilter, **params: object) -> pd.DataFrame:
-    """Run ``select`` (SQL text written in this module) over the filtered ``pairs`` CTE with bound parameters."""
-    return db.fetch_df(_PAIRS + select, {**where.params(), **params})
+    """Run ``select`` (SQL text written in this module) over the filtered ``cube`` CTE with bound parameters."""
+    return db.fetch_df(_CUBE + select, {**where.params(), **params})
 
 
 def rated_datasets(db: Database) -> list[str]:
     """Datasets with at least one expert or crowd judgment: the page's dataset choices."""
-    return [row[0] for row in db.fetch_all(
-        "SELECT dataset FROM expert_ratings UNION SELECT dataset FROM crowd_ratings ORDER BY dataset")]
+    return [row[0] for row in db.fetch_all("SELECT DISTINCT dataset FROM rating_cube ORDER BY dataset")]
+
+
+def correlation(n: float, sum_x: float, sum_xx: float, sum_y: float, sum_yy: float, sum_xy: float) -> float | None:
+    """Pearson r from sums over n points; None when fewer than two points or either variable is constant."""
+    if n < 2:
+        return None
+    var_x, var_y = n * sum_xx - sum_x ** 2, n * sum_yy - sum_y ** 2
+    if var_x <= 1e-9 * n * sum_xx or var_y <= 1e-9 * n * sum_yy:
+        return None
+    return (n * sum_xy - sum_x * sum_y) / math.sqrt(var_x * var_y)
 
 
 def summary(db: Database, where: PairFilter) -> dict[str, float | int | None]:
     """Headline numbers: pair counts by judgment, means of expert score, crowd share and target, and the Pearson
-    correlation of expert mean and crowd share over pairs that have both (None where there is nothing to average)."""
-    frame = _fetch(db, """
-        SELECT count(*) AS pairs,
-               count(expert_mean) AS expert_pairs,
-               count(crowd_share) AS crowd_pairs,
-               count(*) FILTER (WHERE expert_mean IS NOT NULL AND crowd_share IS NOT NULL) AS both_pairs,
-               avg(expert_mean) AS mean_expert,
-               avg(crowd_share) AS mean_crowd_share,
-               avg(target) AS mean_target,
-               corr(expert_mean, crowd_share) AS expert_crowd_correlation
-        FROM pairs
-    """, where)
-    return {column: None if pd.isna(value := frame.at[0, column]) else value.item() for column in frame.columns}
+    correlation of expert mean and crowd share over pairs that have both (None where there is nothing to average).
+    Within a cube row the expert mean is one value, so the correlation's sums over pairs follow from the row's
+    pair count and share sums."""
+    row = _fetch(db, """
+        SELECT coalesce(sum(pairs), 0) AS pairs,
+               coalesce(sum(pairs) FILTER (WHERE expert_mean IS NOT NULL), 0) AS expert_pairs,
+               coalesce(sum(pairs) FILTER (WHERE share_bin IS NOT NULL), 0) AS crowd_pairs,
+               coalesce(sum(pairs) FILTER (WHERE expert_mean IS NOT NULL AND share_bin IS NOT NULL), 0) AS both_pairs,
+               sum(pairs * expert_mean) AS expert_sum,
+               sum(share_sum) AS share_sum,
+               coalesce(sum(pairs) FILTER (WHERE target_bin IS NOT NULL), 0) AS target_pairs,
+               sum(target_sum) AS target_sum,
+               sum(pairs * expert_mean) FILTER (WHERE share_bin IS NOT NULL) AS both_x,
+               sum(pairs * expert_mean * expert_mean) FILTER (WHERE share_bin IS NOT NULL) AS both_xx,
+               sum(share_sum) FILTER (WHERE expert_mean IS NOT NULL) AS both_y,
+               sum(share_sq) FILTER (WHERE expert_mean IS NOT NULL) AS both_yy,
+               sum(expert_mean * share_sum) FILTER (WHERE share_bin IS NOT NULL) AS both_xy
+        FROM cube
+    """, where).iloc[0]
+    counts = {column: int(row[column]) for column in ("pairs", "expert_pairs", "crowd_pairs", "both_pairs")}
+
+    def mean(total: str, n: float) -> float | None:
+        return float(row[total]) / n if n else None
+
+    sums = [row[c] for c in ("both_x", "both_xx", "both_y", "both_yy", "both_xy")]
+    return {
+        **counts,
+        "mean_expert": mean("expert_sum", counts["expert_pairs"]),
+        "mean_crowd_share": mean("share_sum", counts["crowd_pairs"]),
+        "mean_target": mean("target_sum", int(row["target_pairs"])),
+        "expert_crowd_correlation": None if any(pd.isna(v) for v in sums)
+        else correlation(counts["both_pairs"], *(float(v) for v in sums)),
+    }
 
 
 def expert_score_counts(db: Database, where: PairFilter) -> pd.DataFrame:
     """(expert, score, pairs): how often each expert gave each score 1..4."""
     return _fetch(db, """
-        SELECT expert, score, count(*) AS pairs
-        FROM (UNPIVOT (SELECT expert_1, expert_2, expert_3 FROM pairs WHERE expert_mean IS NOT NULL)
+        SELECT expert, score, sum(pairs)::BIGINT AS pairs
+        FROM (UNPIVOT (SELECT expert_1, expert_2, expert_3, pairs FROM cube WHERE expert_mean IS NOT NULL)
               ON expert_1, expert_2, expert_3 INTO NAME expert VALUE score)
         GROUP BY ALL ORDER BY expert, score
     """, where)
@@ -95,8 +121,8 @@ def expert_score_patterns(db: Database, where: PairFilter) -> pd.DataFrame:
     """(expert_1, expert_2, expert_3, pairs): each distinct triple of scores and how many pairs got it. At most 64
     rows whatever the data size, and all that the agreement statistics need (pairs with one triple are alike)."""
     return _fetch(db, """
-        SELECT expert_1, expert_2, expert_3, count(*) AS pairs
-        FROM pairs WHERE expert_mean IS NOT NULL
+        SELECT expert_1, expert_2, expert_3, sum(pairs)::BIGINT AS pairs
+        FROM cube WHERE expert_mean IS NOT NULL
         GROUP BY ALL ORDER BY ALL
     """, where)
 
@@ -104,76 +130,106 @@ def expert_score_patterns(db: Database, where: PairFilter) -> pd.DataFrame:
 def crowd_share_counts(db: Database, where: PairFilter) -> pd.DataFrame:
     """(share_bin, pairs, votes): crowd-judged pairs per share bin (the bin's lower edge) and their crowd votes."""
     return _fetch(db, """
-        SELECT least(floor(crowd_share * $bins), $bins - 1) / $bins AS share_bin,
-               count(*) AS pairs, sum(n_yes + n_no) AS votes
-        FROM pairs WHERE crowd_share IS NOT NULL
+        SELECT share_bin, sum(pairs)::BIGINT AS pairs, sum(votes)::BIGINT AS votes
+        FROM cube WHERE share_bin IS NOT NULL
         GROUP BY ALL ORDER BY share_bin
-    """, where, bins=SHARE_BINS)
+    """, where)
 
 
 def expert_vs_crowd(db: Database, where: PairFilter) -> pd.DataFrame:
     """(expert_mean, share_bin, pairs) over pairs judged by both experts and the crowd."""
     return _fetch(db, """
-        SELECT expert_mean, least(floor(crowd_share * $bins), $bins - 1) / $bins AS share_bin, count(*) AS pairs
-        FROM pairs WHERE expert_mean IS NOT NULL AND crowd_share IS NOT NULL
+        SELECT expert_mean, share_bin, sum(pairs)::BIGINT AS pairs
+        FROM cube WHERE expert_mean IS NOT NULL AND share_bin IS NOT NULL
         GROUP BY ALL ORDER BY ALL
-    """, where, bins=SHARE_BINS)
+    """, where)
 
 
 def target_counts(db: Database, where: PairFilter) -> pd.DataFrame:
     """(target_bin, judged_by, pairs): the aggregated 0..1 target per bin, split by which judgments fed it."""
     return _fetch(db, """
-        SELECT least(floor(target * $bins), $bins - 1) / $bins AS target_bin,
-               CASE WHEN expert_mean IS NOT NULL AND crowd_share IS NOT NULL THEN 'experts and crowd'
+        SELECT target_bin,
+               CASE WHEN expert_mean IS NOT NULL AND share_bin IS NOT NULL THEN 'experts and crowd'
                     WHEN expert_mean IS NOT NULL THEN 'experts only' ELSE 'crowd only' END AS judged_by,
-               count(*) AS pairs
-        FROM pairs WHERE target IS NOT NULL
+               sum(pairs)::BIGINT AS pairs
+        FROM cube WHERE target_bin IS NOT NULL
         GROUP BY ALL ORDER BY ALL
-    """, where, bins=SHARE_BINS)
-
-
-def judged_queries(db: Database, where: PairFilter) -> pd.DataFrame:
-    """(query_id, query_text, pairs) of every query with judged pairs; the text is NULL when the caption is absent
-    from the source."""
-    return _fetch(db, """
-        SELECT p.query_id, q.text AS query_text, count(*) AS pairs
-        FROM pairs p LEFT JOIN captions q ON q.id = p.query_id
-        GROUP BY ALL ORDER BY query_text NULLS LAST, p.query_id
     """, where)
 
 
-def judged_images(db: Database, where: PairFilter) -> pd.DataFrame:
-    """(image_id, pairs) of every photo with judged pairs, whatever its file or minors status."""
-    return _fetch(db, "SELECT image_id, count(*) AS pairs FROM pairs GROUP BY ALL ORDER BY image_id", where)
-
-
-def pairs_of_query(db: Database, where: PairFilter, query_id: str) -> pd.DataFrame:
-    """The judged photos of one query, best judged first."""
-    return _fetch(db, """
-        SELECT image_id, expert_1, expert_2, expert_3, expert_mean, crowd_share, n_yes, n_no, target
-        FROM pairs WHERE query_id = $query_id
-        ORDER BY target DESC NULLS LAST, expert_mean DESC NULLS LAST, image_id
-    """, where, query_id=query_id)
-
-
-def pairs_of_image(db: Database, where: PairFilter, image_id: str) -> pd.DataFrame:
-    """The judged queries of one photo with their text, best judged first."""
-    return _fetch(db, """
-        SELECT p.query_id, q.text AS query_text, p.expert_1, p.expert_2, p.expert_3, p.expert_mean,
-               p.crowd_share, p.n_yes, p.n_no, p.target
-        FROM pairs p LEFT JOIN captions q ON q.id = p.query_id
-        WHERE p.image_id = $image_id
-        ORDER BY p.target DESC NULLS LAST, p.expert_mean DESC NULLS LAST, p.query_id
-    """, where, image_id=image_id)
-
-
-def recent_labels(db: Database, dataset: str | None, limit: int = 20) -> pd.DataFrame:
-    """The newest reviewers' labels from live search on photos of ``dataset`` (all when None), newest first.
-    Photo ids and queries only: a label's photo may not be visible, so no path is returned."""
+def find_queries(db: Database, dataset: str | None, text: str | None, limit: int = PICKER_LIMIT) -> pd.DataFrame:
+    """(query_id, query_text, pairs): the first ``limit`` judged queries of ``dataset`` (all when None), by text,
+    whose text or id contains ``text`` (any when None; case-insensitive); ``pairs`` counts all their judged pairs,
+    whatever the score range (the drill-down table follows it). The text is NULL when the caption is absent from
+    the source. Without ``text`` only each dataset's first
+    ``limit`` by rank are read (migration 0007)."""
+    matches = ("contains(lower(query_text), lower($text)) OR contains(lower(query_id), lower($text))" if text
+               else "rank <= $limit")
     return db.fetch_df(
-        "SELECT l.created, l.user_name, l.query, l.image_id, l.verdict, l.comment "
-        "FROM labels l LEFT JOIN images i ON i.id = l.image_id "
-        "WHERE $dataset IS NULL OR i.dataset = $dataset "
-        "ORDER BY l.created DESC, l.id DESC LIMIT $limit",
-        {"dataset": dataset, "limit": limit},
+        f"""
+        SELECT query_id, query_text, pairs FROM rated_queries
+        WHERE ($dataset IS NULL OR dataset = $dataset) AND ({matches})
+        ORDER BY query_text NULLS LAST, query_id LIMIT $limit
+        """,
+        {"dataset": dataset, "limit": limit, **({"text": text} if text else {})},
+    )
+
+
+def find_images(db: Database, dataset: str | None, text: str | None, limit: int = PICKER_LIMIT) -> pd.DataFrame:
+    """(image_id, pairs): the first ``limit`` judged photos of ``dataset`` by id whose id contains ``text``
+    (any when None), whatever their file or minors status; ``pairs`` counts all their judged pairs."""
+    matches = "contains(lower(image_id), lower($text))" if text else "rank <= $limit"
+    return db.fetch_df(
+        f"""
+        SELECT image_id, pairs FROM rated_images
+        WHERE ($dataset IS NULL OR dataset = $dataset) AND ({matches})
+        ORDER BY image_id LIMIT $limit
+        """,
+        {"dataset": dataset, "limit": limit, **({"text": text} if text else {})},
+    )
+
+
+def _pairs_of(db: Database, where: PairFilter, key: str, value: str, select: str, order: str,
+              limit: int) -> tuple[int, pd.DataFrame]:
+    """The pairs of one query or photo through rated_pairs' index on ``key`` (migration 0007). MATERIALIZED keeps
+    the index lookup: a LIMIT's top-N filter pushed into the scan would turn it into a scan of every pair."""
+    params = {**where.params(), "value": value}
+    condition = f"{key} = $value AND {_WHERE}"
+    total = int(db.fetch_all(f"SELECT count(*) FROM rated_pairs WHERE {condition}", params)[0][0])
+    return total, db.fetch_df(f"WITH chosen AS MATERIALIZED ({select} WHERE {condition}) "
+                              f"SELECT * FROM chosen ORDER BY {order} LIMIT $limit", {**params, "limit": limit})
+
+
+def pairs_of_query(db: Database, where: PairFilter, query_id: str,
+                   limit: int = PAIRS_LIMIT) -> tuple[int, pd.DataFrame]:
+    """How many judged photos one query has under the filter, and the first ``limit``, best judged first."""
+    return _pairs_of(db, where, "query_id", query_id, """
+        SELECT image_id, expert_1, expert_2, expert_3, (expert_1 + expert_2 + expert_3) / 3.0 AS expert_mean,
+               share AS crowd_share, n_yes, n_no, target
+        FROM rated_pairs""", "target DESC NULLS LAST, expert_mean DESC NULLS LAST, image_id", limit)
+
+
+def pairs_of_image(db: Database, where: PairFilter, image_id: str,
+                   limit: int = PAIRS_LIMIT) -> tuple[int, pd.DataFrame]:
+    """How many judged queries one photo has under the filter, and the first ``limit`` with their text, best
+    judged first. The pairs come through rated_pairs' index on the photo, the texts through the captions' key."""
+    total, pairs = _pairs_of(db, where, "image_id", image_id, """
+        SELECT query_id, expert_1, expert_2, expert_3, (expert_1 + expert_2 + expert_3) / 3.0 AS expert_mean,
+               share AS crowd_share, n_yes, n_no, target
+        FROM rated_pairs""", "target DESC NULLS LAST, expert_mean DESC NULLS LAST, query_id", limit)
+    texts = dict(db.fetch_all("SELECT id, text FROM captions WHERE id IN (SELECT unnest($ids))",
+                              {"ids": list(pairs["query_id"])}))
+    pairs.insert(1, "query_text", pairs["query_id"].map(texts))
+    return total, pairs
+
+
+def labels_page(db: Database, dataset: str | None, limit: int = 20, offset: int = 0) -> pd.DataFrame:
+    """One page of the reviewers' labels from live search on photos of ``dataset`` (all when None; a photo id
+    starts with its dataset), newest first; labels.verdict_counts counts them. Photo ids and queries only: a
+    label's photo may not be visible, so no path is returned."""
+    return db.fetch_df(
+        "SELECT created, user_name, query, image_id, verdict, comment FROM labels "
+        "WHERE $dataset IS NULL OR starts_with(image_id, $dataset || '/') "
+        "ORDER BY created DESC, id DESC LIMIT $limit OFFSET $offset",
+        {"dataset": dataset, "limit": limit, "offset": offset},
     )

@@ -12,6 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from db import reads
 from db.database import Database
 
 
@@ -150,11 +151,26 @@ def visible_vector_count(db: Database, encoder_id: str) -> int:
                             "AND v.sha256 = e.sha256 WHERE e.encoder_id = ?", [encoder_id])[0][0])
 
 
-def visible_vector_chunks(db: Database, encoder_id: str, rows: int = 32_768) -> Iterator[tuple[list[str], np.ndarray]]:
-    """The same rows as :func:`visible_vectors`, streamed ``rows`` at a time (a million never sit in memory)."""
+def vector_chunks(db: Database, encoder_id: str, rows: int = 32_768) -> Iterator[tuple[list[str], np.ndarray]]:
+    """Every vector of ``encoder_id``, whatever the minors filter decided and whether its photo's bytes changed
+    since (the search index; visibility and current bytes are checked per answer, :func:`visible_subset`), in
+    id order, streamed ``rows`` at a time (a million never sit in memory)."""
     with db.cursor() as cur:
-        for batch in cur.sql(_VISIBLE_VECTORS, params=[encoder_id]).to_arrow_reader(rows):
+        relation = cur.sql("SELECT image_id, vector FROM embeddings WHERE encoder_id = ? ORDER BY image_id",
+                           params=[encoder_id])
+        for batch in relation.to_arrow_reader(rows):
             yield batch.column("image_id").to_pylist(), arrow_to_vectors(batch.column("vector"))
+
+
+def vector_set_version(db: Database, encoder_id: str) -> tuple[int, datetime | None]:
+    """(vectors, newest ``created``) of an encoder: changes exactly when its set of vectors does, so it keys the
+    search index (pipeline/search.py). A delete lowers the count; an insert or a replacement is stamped now()
+    (:func:`save_photo_vectors`), after every stored row, and moves the newest time. Moderation, labels and
+    re-ingests leave it alone. Two column aggregates DuckDB answers from its row-group statistics: ~2 ms at a
+    million rows, where a hash over (image_id, sha256) took ~400 ms (benchmarks/dashboard_scale.py)."""
+    count, newest = db.fetch_all("SELECT count(*), max(created) FROM embeddings WHERE encoder_id = ?",
+                                 [encoder_id])[0]
+    return int(count), newest
 
 
 def encoders_with_vectors(db: Database) -> pd.DataFrame:
@@ -238,12 +254,19 @@ def captions_with_features(db: Database, feature_id: str, dataset: str | None) -
     )
 
 
-def visible_subset(db: Database, image_ids: Sequence[str]) -> set[str]:
-    """Which of these photos the `visible_images` view lets through right now."""
-    if not image_ids:
-        return set()
-    return {row[0] for row in db.fetch_all("SELECT id FROM visible_images WHERE id IN (SELECT unnest(?))",
-                                           [list(image_ids)])}
+def visible_subset(db: Database, image_ids: Sequence[str], encoder_id: str | None = None) -> set[str]:
+    """Which of these photos the `visible_images` rule lets through right now; with ``encoder_id``, only those
+    whose vector of that encoder was computed from the very bytes it lets through. Read by key
+    (db.reads.visible_keyed): a search checks a few hundred candidates per answer."""
+    return visible_showing(db, "", image_ids, (), 0.0, encoder_id)
+
+
+def visible_with_vectors(db: Database, encoder_id: str, limit: int) -> list[str] | None:
+    """Every visible photo whose vector of ``encoder_id`` matches its visible bytes, or None when more than
+    ``limit`` (few enough to score one by one)."""
+    rows = db.fetch_all("SELECT v.id FROM visible_images v JOIN embeddings e ON e.image_id = v.id "
+                        "AND e.sha256 = v.sha256 WHERE e.encoder_id = ? LIMIT ?", [encoder_id, limit + 1])
+    return None if len(rows) > limit else [row[0] for row in rows]
 
 
 def vectors_of(db: Database, encoder_id: str, image_ids: Sequence[str]) -> dict[str, np.ndarray]:
@@ -254,15 +277,6 @@ def vectors_of(db: Database, encoder_id: str, image_ids: Sequence[str]) -> dict[
         "JOIN images i ON i.id = e.image_id AND i.sha256 = e.sha256 WHERE e.encoder_id = ?",
         [encoder_id],
     )))
-
-
-def index_version(db: Database, encoder_id: str) -> tuple:
-    """Changes whenever the set of searchable photos of an encoder may have: visible photos with its vectors, the
-    newest minors decision and the newest vector. Keys the dashboard's cached search index; its first item is
-    :func:`visible_vector_count`."""
-    return (visible_vector_count(db, encoder_id), *db.fetch_all(
-        "SELECT (SELECT max(decided_at) FROM minors_decisions), (SELECT count(*) FROM minors_decisions), "
-        "(SELECT max(created) FROM embeddings WHERE encoder_id = ?)", [encoder_id])[0])
 
 
 # ----------------------------------------------------------------------------------------------------- objects
@@ -303,19 +317,41 @@ def objects_on_visible_photos(db: Database, perceiver: str, min_score: float) ->
     )
 
 
+def objects_version(db: Database) -> tuple:
+    """Changes whenever :func:`objects_on_visible_photos` may: a decision made or replaced (stamped now), an ingest
+    run, a perception run. Aggregates DuckDB answers from row-group statistics, ~10 ms at a million photos, where
+    the counts themselves join millions of rows (seconds)."""
+    return db.fetch_all(
+        "SELECT (SELECT count(*) FROM minors_decisions), (SELECT max(decided_at) FROM minors_decisions), "
+        "(SELECT max(id) FROM ingest_runs), (SELECT count(*) FROM detections), "
+        "(SELECT max(created) FROM perceived_photos)")[0]
+
+
 def visible_showing(db: Database, perceiver: str, image_ids: Sequence[str], labels: Sequence[str],
-                    min_score: float) -> set[str]:
-    """Which of these photos are visible now and show every one of ``labels`` (a detection from ``min_score`` in
-    their current bytes)."""
-    if not image_ids:
+                    min_score: float, encoder_id: str | None = None) -> set[str]:
+    """Which of these photos are visible now and show every one of ``labels`` (a detection of ``perceiver`` from
+    ``min_score`` in their current bytes); with ``encoder_id``, only those whose vector matches those bytes.
+    Photos, decisions, vectors and detections are read by key (db.reads.visible_keyed, keyed_in)."""
+    ids = list(image_ids)
+    if not ids:
         return set()
-    if not labels:
-        return visible_subset(db, image_ids)
-    return {row[0] for row in db.fetch_all(
-        "SELECT v.id FROM visible_images v JOIN detections d ON d.image_id = v.id AND d.sha256 = v.sha256 "
-        "WHERE v.id IN (SELECT unnest(?)) AND d.perceiver = ? AND d.kind = 'object' AND d.score >= ? "
-        "AND d.label IN (SELECT unnest(?)) GROUP BY v.id HAVING count(DISTINCT d.label) = ?",
-        [list(image_ids), perceiver, min_score, list(labels), len(set(labels))])}
+    visible, params = reads.visible_keyed(ids)
+    where, keys = reads.keyed_in(ids)
+    ctes, joins, tail, extra = [visible], [], "", []
+    if encoder_id:
+        ctes.append(f"e AS MATERIALIZED (SELECT image_id, encoder_id, sha256 FROM embeddings WHERE image_id {where})")
+        joins.append("JOIN e ON e.image_id = v.id AND e.sha256 = v.sha256 AND e.encoder_id = ?")
+        params, extra = [*params, *keys], [encoder_id]
+    if labels:
+        ctes.append(f"d AS MATERIALIZED (SELECT image_id, perceiver, sha256, kind, label, score FROM detections "
+                    f"WHERE image_id {where})")
+        joins.append("JOIN d ON d.image_id = v.id AND d.sha256 = v.sha256 AND d.perceiver = ? AND d.kind = 'object' "
+                     "AND d.score >= ? AND d.label IN (SELECT unnest(?))")
+        params, extra = [*params, *keys], [*extra, perceiver, min_score, list(labels)]
+        tail = "GROUP BY v.id HAVING count(DISTINCT d.label) = ?"
+        extra.append(len(set(labels)))
+    sql = f"WITH {', '.join(ctes)} SELECT v.id FROM visible v {' '.join(joins)} {tail}"
+    return {row[0] for row in db.fetch_all(sql, [*params, *extra])}
 
 
 def visible_showing_all(db: Database, perceiver: str, labels: Sequence[str], min_score: float,

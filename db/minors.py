@@ -52,17 +52,55 @@ def replace_rule_decisions(cur: duckdb.DuckDBPyConnection, rows: list[tuple[str,
     cur.unregister("decided")
 
 
-def decisions(db: Database, statuses: Sequence[str] = STATUSES) -> pd.DataFrame:
-    """Decisions with the photo's dataset, path and the sha256 of the bytes decided: for the moderator page only."""
+# The moderation queue's filter: statuses, a dataset (a photo id starts with "<dataset>/") and text in the photo id
+# or the decision's reasons (the JSON text, case-insensitive); each part NULL when not given.
+_QUEUE_WHERE = """
+    WHERE list_contains($statuses, m.status)
+      AND ($dataset IS NULL OR starts_with(m.image_id, $dataset || '/'))
+      AND ($text IS NULL OR contains(lower(m.image_id), lower($text))
+           OR contains(lower(CAST(m.reasons AS VARCHAR)), lower($text)))
+"""
+
+
+def _queue_params(statuses: Sequence[str], dataset: str | None, text: str | None) -> dict[str, object]:
+    return {"statuses": list(statuses), "dataset": dataset or None, "text": text or None}
+
+
+def queue_count(db: Database, statuses: Sequence[str], dataset: str | None = None, text: str | None = None) -> int:
+    """How many decisions the moderation queue filter matches (see :func:`queue`)."""
+    return int(db.fetch_all(f"SELECT count(*) FROM minors_decisions m {_QUEUE_WHERE}",
+                            _queue_params(statuses, dataset, text))[0][0])
+
+
+def queue(db: Database, statuses: Sequence[str], dataset: str | None = None, text: str | None = None,
+          limit: int | None = None, offset: int = 0) -> pd.DataFrame:
+    """Decisions with these statuses, of ``dataset`` (all when None), whose photo id or reasons contain ``text``
+    (any when None), by status and photo id; rows ``offset`` .. ``offset + limit`` (all when ``limit`` is None).
+    With the photo's dataset, path and the sha256 of the bytes decided: for the moderator page only.
+
+    The page's photo ids are chosen first (sorting ids only, however deep the page), then their decisions and photos
+    are read by key (the ART indexes of the primary keys; MATERIALIZED keeps those lookups from becoming joins over
+    every row)."""
+    ids = [row[0] for row in db.fetch_all(
+        f"SELECT m.image_id FROM minors_decisions m {_QUEUE_WHERE} "
+        "ORDER BY m.status, m.image_id LIMIT $limit OFFSET $offset",
+        {**_queue_params(statuses, dataset, text), "limit": limit, "offset": offset})]
     return db.fetch_df(
         """
+        WITH m AS MATERIALIZED (SELECT * FROM minors_decisions WHERE image_id IN (SELECT unnest($ids))),
+             p AS MATERIALIZED (SELECT id, dataset, path FROM images WHERE id IN (SELECT unnest($ids)))
         SELECT m.image_id, m.status, m.reasons, m.rule_set_version, m.decided_by, m.moderator, m.decided_at,
-               i.dataset, d.root || '/' || i.path AS path, m.sha256
-        FROM minors_decisions m JOIN images i ON i.id = m.image_id JOIN datasets d ON d.id = i.dataset
-        WHERE list_contains(?, m.status) ORDER BY m.status, m.image_id
+               p.dataset, d.root || '/' || p.path AS path, m.sha256
+        FROM m JOIN p ON p.id = m.image_id JOIN datasets d ON d.id = p.dataset
+        ORDER BY m.status, m.image_id
         """,
-        [list(statuses)],
+        {"ids": ids},
     )
+
+
+def decided_datasets(db: Database) -> list[str]:
+    """Datasets with photos, whose photos the minors filter decides: the queue's dataset choices."""
+    return [row[0] for row in db.fetch_all("SELECT id FROM datasets ORDER BY id")]
 
 
 def status_counts(db: Database) -> dict[str, int]:
@@ -106,12 +144,19 @@ def existing_images(db: Database, image_ids: Sequence[str]) -> set[str]:
     return {r[0] for r in db.fetch_all("SELECT id FROM images WHERE id IN (SELECT unnest(?))", [list(image_ids)])}
 
 
-def audit_trail(db: Database, image_id: str | None = None) -> pd.DataFrame:
+def audit_trail(db: Database, image_id: str | None = None, limit: int | None = None) -> pd.DataFrame:
+    """Moderator decisions, oldest first, of one photo (all when None); the newest ``limit`` only when given
+    (still oldest first)."""
     return db.fetch_df(
-        "SELECT id, image_id, moderator, changed_at, old_status, new_status, reason FROM moderation_audit "
-        "WHERE ? IS NULL OR image_id = ? ORDER BY id",
-        [image_id, image_id],
+        "SELECT * FROM (SELECT id, image_id, moderator, changed_at, old_status, new_status, reason "
+        "FROM moderation_audit WHERE $image_id IS NULL OR image_id = $image_id ORDER BY id DESC LIMIT $limit) "
+        "ORDER BY id",
+        {"image_id": image_id, "limit": limit},
     )
+
+
+def audit_count(db: Database) -> int:
+    return int(db.fetch_all("SELECT count(*) FROM moderation_audit")[0][0])
 
 
 def log_blocked_query(cur: duckdb.DuckDBPyConnection, query: str, matches: list[dict], user: str | None,

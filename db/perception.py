@@ -13,6 +13,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from db import reads
 from db.database import Database
 
 DETECTION_COLUMNS = ("model_id", "kind", "label", "score", "x0", "y0", "x1", "y1", "size_px", "age", "age_model")
@@ -62,21 +63,26 @@ def delete_orphans(cur: duckdb.DuckDBPyConnection) -> int:
                            "(SELECT id FROM images WHERE status = 'ok')").fetchone()[0])
 
 
-def _wanted(cur, image_ids: Sequence[str] | None) -> str:
+def _current(table: str, perceiver: str, image_ids: Sequence[str] | None) -> tuple[str, list]:
+    """``WITH p AS (...), i AS (...)``: ``perceiver``'s rows of ``table`` and the photos (id, sha256), of every
+    photo or only of ``image_ids``, read by key then (db.reads.keyed_in: a page asks for a few photos of a million).
+    Join them on p.sha256 = i.sha256 for the current bytes only."""
     if image_ids is None:
-        return ""
-    cur.register("wanted", pa.table({"image_id": pa.array(list(image_ids), pa.string())}))
-    return " AND p.image_id IN (SELECT image_id FROM wanted)"
+        return (f"WITH p AS (SELECT * FROM {table} WHERE perceiver = ?), i AS (SELECT id, sha256 FROM images)",
+                [perceiver])
+    ids = list(image_ids) or [None]  # IN (NULL) matches nothing, as an empty list should
+    where, keys = reads.keyed_in(ids)
+    return (f"WITH p0 AS MATERIALIZED (SELECT * FROM {table} WHERE image_id {where}), "
+            "p AS (SELECT * FROM p0 WHERE perceiver = ?), "
+            f"i AS MATERIALIZED (SELECT id, sha256 FROM images WHERE id {where})", [*keys, perceiver, *keys])
 
 
 def perceived_of(db: Database, perceiver: str, image_ids: Sequence[str] | None = None) -> pd.DataFrame:
     """Photos whose current bytes ``perceiver`` saw (every photo, or ``image_ids``), with width, height, counts."""
-    with db.cursor() as cur:
-        where = _wanted(cur, image_ids)
-        return cur.sql(
-            "SELECT p.image_id, p.sha256, p.width, p.height, p.objects, p.faces, p.seconds FROM perceived_photos p "
-            "JOIN images i ON i.id = p.image_id AND i.sha256 = p.sha256 WHERE p.perceiver = ?" + where +
-            " ORDER BY p.image_id", params=[perceiver]).df()
+    rows, params = _current("perceived_photos", perceiver, image_ids)
+    return db.fetch_df(
+        f"{rows} SELECT p.image_id, p.sha256, p.width, p.height, p.objects, p.faces, p.seconds FROM p "
+        "JOIN i ON i.id = p.image_id AND i.sha256 = p.sha256 ORDER BY p.image_id", params)
 
 
 def perceived_ids(db: Database, perceiver: str, image_ids: Sequence[str] | None = None) -> set[str]:
@@ -91,9 +97,7 @@ def perceived_count(db: Database, perceiver: str) -> int:
 
 def detections_of(db: Database, perceiver: str, image_ids: Sequence[str] | None = None) -> pd.DataFrame:
     """Every detection ``perceiver`` made on the current bytes of the photos (all, or ``image_ids``)."""
-    with db.cursor() as cur:
-        where = _wanted(cur, image_ids)
-        return cur.sql(
-            "SELECT p.image_id, " + ", ".join(f"p.{c}" for c in DETECTION_COLUMNS) + " FROM detections p "
-            "JOIN images i ON i.id = p.image_id AND i.sha256 = p.sha256 WHERE p.perceiver = ?" + where +
-            " ORDER BY p.image_id, p.kind, p.score DESC", params=[perceiver]).df()
+    rows, params = _current("detections", perceiver, image_ids)
+    return db.fetch_df(
+        f"{rows} SELECT p.image_id, " + ", ".join(f"p.{c}" for c in DETECTION_COLUMNS) + " FROM p "
+        "JOIN i ON i.id = p.image_id AND i.sha256 = p.sha256 ORDER BY p.image_id, p.kind, p.score DESC", params)

@@ -11,6 +11,10 @@ A pipeline stage announces itself before it opens the file: it holds an exclusiv
 milliseconds; it waits for that (bounded) with ``Database(..., wait_seconds=...)``. Nobody ever waits on a lock
 the other side holds while waiting itself, so there is no deadlock: the dashboard fails fast (and queues its
 writes, see db/write_queue.py) and the pipeline waits a bounded time for in-flight page reads.
+
+A long run holding the claim for minutes (the demo's background stages, pipeline/demo_runner.py) publishes a
+copy of the database between its stages (:func:`publish_snapshot`); page reads go to that copy, read-only, until
+the claim ends, so pages answer with what the finished stages stored. Writes never go there.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import atexit
 import fcntl
 import json
 import os
+import shutil
 import threading
 import time
 import weakref
@@ -32,6 +37,7 @@ import pandas as pd
 from db.database import Database, DatabaseError, ReadCursor, ReadOnlyDatabase
 
 LINGER_SECONDS = 2.0
+SNAPSHOT_SUFFIX = ".snapshot"
 
 
 class DatabaseMissing(DatabaseError):
@@ -157,6 +163,35 @@ def _write_claim(db_path: str | Path, stage: str) -> None:
         raise
 
 
+def update_claim(db_path: str | Path, stage: str) -> None:
+    """Rename the stage in the claim this process holds (the demo runner moving to its next stage)."""
+    _write_claim(db_path, stage)
+
+
+def snapshot_path(db_path: str | Path) -> Path:
+    return Path(f"{db_path}{SNAPSHOT_SUFFIX}")
+
+
+def publish_snapshot(db_path: str | Path) -> None:
+    """Copy the closed database to ``<db>.snapshot`` for pages to read while a long run holds the claim.
+
+    Called by the claim holder between stages, when no connection has the file open (DuckDB checkpoints on
+    close, so the file alone is the whole database). The copy is renamed into place: a page that opened the
+    previous snapshot keeps reading that one, a new open gets the new one."""
+    target = snapshot_path(db_path)
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    try:
+        shutil.copyfile(db_path, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def remove_snapshot(db_path: str | Path) -> None:
+    snapshot_path(db_path).unlink(missing_ok=True)
+
+
 def busy_message(claim: dict) -> str:
     return (f"The pipeline stage `{claim.get('stage')}` (pid {claim.get('pid')}, started {claim.get('started')}) is "
             "writing the studio database. Pages read again when it has finished; flags and decisions made now are "
@@ -189,27 +224,24 @@ class SharedDatabase:
         _open_instances.add(self)
 
     @contextmanager
-    def use(self) -> Iterator[Database]:
-        """The open database for the duration of the block; DatabaseMissing / DatabaseBusy when it cannot be had."""
+    def use(self, *, snapshot_ok: bool = False) -> Iterator[Database]:
+        """The open database for the duration of the block; DatabaseMissing / DatabaseBusy when it cannot be had.
+
+        With ``snapshot_ok`` (reads only), while a stage holds the claim the block gets the snapshot it published
+        (:func:`publish_snapshot`), read-only, instead of DatabaseBusy."""
         with self._lock:
             claim = running_claim(self.path)
-            if claim is not None:
+            if claim is None:
+                db = self._acquire_locked()
+            else:
                 self._close_if_idle_locked()
-                raise DatabaseBusy(busy_message(claim))
-            if self._db is None:
-                if not self.path.exists():
-                    raise DatabaseMissing(f"No database at `{self.path}` yet.")
-                try:
-                    self._db = Database(self.path)
-                except DatabaseError as exc:
-                    if "lock" in str(exc).lower():
-                        raise DatabaseBusy(f"Another process holds `{self.path}` ({exc}).") from exc
-                    raise
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            self._users += 1
-            db = self._db
+                snapshot = snapshot_path(self.path)
+                if not (snapshot_ok and snapshot.exists()):
+                    raise DatabaseBusy(busy_message(claim))
+        if claim is not None:
+            with self._open_snapshot(snapshot, claim) as snapshot_db:
+                yield snapshot_db
+            return
         try:
             yield db
         finally:
@@ -222,6 +254,37 @@ class SharedDatabase:
                         self._timer = threading.Timer(self.linger_seconds, self._close_if_idle)
                         self._timer.daemon = True
                         self._timer.start()
+
+    def _acquire_locked(self) -> Database:
+        """The shared connection, opened if need be, with one more user (the caller holds ``_lock``)."""
+        if self._db is None:
+            if not self.path.exists():
+                raise DatabaseMissing(f"No database at `{self.path}` yet.")
+            try:
+                self._db = Database(self.path)
+            except DatabaseError as exc:
+                if "lock" in str(exc).lower():
+                    raise DatabaseBusy(f"Another process holds `{self.path}` ({exc}).") from exc
+                raise
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._users += 1
+        return self._db
+
+    @staticmethod
+    @contextmanager
+    def _open_snapshot(snapshot: Path, claim: dict) -> Iterator[Database]:
+        """A read-only connection of its own per block: opening the small file takes milliseconds, and a run
+        replacing it never disturbs a block that is reading the previous one."""
+        try:
+            db = Database(snapshot, read_only=True)
+        except DatabaseError as exc:  # replaced or removed between the check and the open
+            raise DatabaseBusy(busy_message(claim)) from exc
+        try:
+            yield db
+        finally:
+            db.close()
 
     @property
     def is_open(self) -> bool:
@@ -243,6 +306,7 @@ class SharedDatabase:
 
 class LeasedDatabase:
     """The reads of :class:`Database` over a SharedDatabase, holding the file only for each call; read-only.
+    While a long run holds the claim, reads go to the snapshot it published (see :meth:`SharedDatabase.use`).
 
     For long-lived objects cached across page runs (a search index, a re-ranker): they keep this instead of a
     Database, so caching them never keeps a pipeline stage out. A call made while a stage holds the file raises
@@ -255,14 +319,14 @@ class LeasedDatabase:
         self.path = shared.path
 
     def fetch_all(self, sql: str, params: list | dict | None = None) -> list[tuple]:
-        with self.shared.use() as db:
+        with self.shared.use(snapshot_ok=True) as db:
             return ReadOnlyDatabase(db).fetch_all(sql, params)
 
     def fetch_df(self, sql: str, params: list | dict | None = None) -> pd.DataFrame:
-        with self.shared.use() as db:
+        with self.shared.use(snapshot_ok=True) as db:
             return ReadOnlyDatabase(db).fetch_df(sql, params)
 
     @contextmanager
     def cursor(self) -> Iterator[ReadCursor]:
-        with self.shared.use() as db, ReadOnlyDatabase(db).cursor() as cur:
+        with self.shared.use(snapshot_ok=True) as db, ReadOnlyDatabase(db).cursor() as cur:
             yield cur

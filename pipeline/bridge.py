@@ -26,6 +26,7 @@ from pipeline.encoders.offline import Bridge, OfflineEncoder, fit_bridge
 from pipeline.object_text import (ObjectFusion, choose_weight, data_free_center, fitted_center, object_mixtures,
                                   photo_objects)
 from pipeline.perception import PERCEIVER_ID
+from pipeline.progress import bar
 
 MIN_PHOTOS = 20
 DEFAULT_FOLDS = 5
@@ -83,7 +84,7 @@ def embed_current(db: Database, encoder: Encoder, *, batch_size: int = 32, worke
     perceiver = encoder.objects.perceiver
     fusion = FusionReport(encoder.id, perceiver)
     todo = store.photos_to_fuse(db, encoder.id, encoder.feature_id, perceiver)
-    with tqdm(total=len(todo), desc=f"objects {encoder.id}", unit="photo", disable=quiet) as progress:
+    with bar(total=len(todo), desc=f"objects {encoder.id}", unit="photo", disable=quiet) as progress:
         for start in range(0, len(todo), FUSE_CHUNK):
             chunk = todo.iloc[start : start + FUSE_CHUNK]
             ids, features = store.cached_features(db, encoder.feature_id, chunk["image_id"].tolist())

@@ -18,8 +18,8 @@ from db import embeddings as vector_store, reads, users
 from db.database import Database, DatabaseError
 from db.shared import pipeline_claim
 from db import models as model_store
-from pipeline import (bridge, download, embed, encoders, evaluate_retrieval, features, models, perceive, relevance,
-                      rerank, search, targets, train)
+from pipeline import (bridge, demo_runner, download, embed, encoders, evaluate_retrieval, features, models, perceive,
+                      relevance, rerank, search, targets, train)
 from pipeline.encoders.base import WeightsUnavailable
 from pipeline.encoders.offline import Bridge as OfflineBridge, OfflineEncoder
 from pipeline.ingest import IngestError, InvalidDatasetName, check_dataset_name, ingest_dataset
@@ -34,7 +34,7 @@ from pipeline.report import ingest_summary
 
 DEFAULT_DB = "studio.duckdb"
 OPEN_WAIT_SECONDS = 60.0
-STAGES_WITHOUT_DB = {"download", "add-user"}
+STAGES_WITHOUT_DB = {"download", "add-user", "demo-check"}
 DISK_FULL_ADVICE = ("; if the disk is full, free space and run again: what was stored before is intact (this "
                     "stage's unfinished transaction is rolled back)")
 
@@ -102,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--folds", type=_at_least(2), default=5)
     tr.add_argument("--include-feedback", action="store_true", help="reviewers' labels join the training pairs")
     tr.add_argument("--artifacts", help="folder for model files (default: models/ beside the database)")
-    tr.add_argument("--threads", type=_at_least(1), default=2, help="threads for the random forest (default 2)")
+    tr.add_argument("--threads", type=_at_least(1), default=2, help="worker processes for the forest, boosting and MLP fits, one thread each (default 2)")
     stages.add_parser("models", parents=[common], help="registered model runs and their metrics")
     use = stages.add_parser("use-reranker", parents=[common], help="choose the run that re-ranks search results")
     use.add_argument("run_id", help="a model run id, or 'none' to switch re-ranking off")
@@ -141,6 +141,11 @@ def _parser() -> argparse.ArgumentParser:
                      help="CSV image_id,child_under_16 (yes/no/unsure); unsure counts as a child")
     cal.add_argument("--dataset", default="coco-mini")
     cal.add_argument("--target-recall", type=float, default=0.98)
+    stages.add_parser("demo-stages", parents=[common],
+                      help="the demo's stages after ingest, in one process holding the claim (./studio demo)")
+    chk = stages.add_parser("demo-check", parents=[common],
+                            help="may ./studio demo start? exit 0 yes, 3 no, 4 only open the dashboard")
+    chk.add_argument("--port", type=_at_least(1), default=8501)
     mod = stages.add_parser("moderate", parents=[common], help="a moderator's decision on photos")
     mod.add_argument("image_ids", nargs="+")
     mod.add_argument("--status", required=True, choices=moderation.STATUSES)
@@ -458,6 +463,18 @@ def _add_user(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_stages(args: argparse.Namespace) -> int:
+    return demo_runner.run(args.db, run_claimed_stage)
+
+
+def _demo_check(args: argparse.Namespace) -> int:
+    """Whether `./studio demo` may start here; the exit code says what to do (demo_runner.check_second_demo)."""
+    code, message = demo_runner.check_second_demo(args.db, args.port)
+    if message:
+        print(f"studio: {message}", file=sys.stderr)
+    return code
+
+
 def _evaluate_rerank(args: argparse.Namespace) -> int:
     with _open(args) as db:
         run_id = args.run_id or model_store.reranker(db)
@@ -477,7 +494,7 @@ STAGES = {"ingest": _ingest, "relevance": _relevance, "status": _status, "downlo
           "perceive": _perceive,
           "fit-bridge": _fit_bridge, "evaluate-retrieval": _evaluate, "search": _search,
           "train": _train, "models": _models, "use-reranker": _use_reranker, "evaluate-rerank": _evaluate_rerank,
-          "add-user": _add_user}
+          "add-user": _add_user, "demo-stages": _demo_stages, "demo-check": _demo_check}
 
 
 # Stages that only read: on read-only storage (where no claim can be written) they open the file read-only.
@@ -533,15 +550,32 @@ def _open(args: argparse.Namespace, *, read_only: bool = False) -> Database:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    return _reporting_errors(args, lambda: _claimed(args))
+
+
+def _claimed(args: argparse.Namespace) -> int:
+    if args.stage in STAGES_WITHOUT_DB:
+        return STAGES[args.stage](args)
+    # The claim tells a running dashboard to let go of the file and queue its writes, and keeps a second
+    # stage out until this one ends (db/shared.py).
+    with pipeline_claim(args.db, args.stage, wait_seconds=args.wait,
+                        optional=args.stage in READING_STAGES) as claimed:
+        args.read_only_storage = not claimed
+        return STAGES[args.stage](args)
+
+
+def run_claimed_stage(argv: list[str]) -> int:
+    """A stage inside the claim this process already holds (the demo runner's stages), errors reported as by
+    :func:`main`."""
+    args = _parser().parse_args(argv)
+    args.read_only_storage = False
+    return _reporting_errors(args, lambda: STAGES[args.stage](args))
+
+
+def _reporting_errors(args: argparse.Namespace, call) -> int:
+    """Run ``call``; every failure becomes one `error:` line and an exit code, never a bare traceback."""
     try:
-        if args.stage in STAGES_WITHOUT_DB:
-            return STAGES[args.stage](args)
-        # The claim tells a running dashboard to let go of the file and queue its writes, and keeps a second
-        # stage out until this one ends (db/shared.py).
-        with pipeline_claim(args.db, args.stage, wait_seconds=args.wait,
-                            optional=args.stage in READING_STAGES) as claimed:
-            args.read_only_storage = not claimed
-            return STAGES[args.stage](args)
+        return call()
     except KeyboardInterrupt:
         print("interrupted: the running transaction was rolled back; the database is as it was", file=sys.stderr)
         return 130

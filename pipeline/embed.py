@@ -4,7 +4,8 @@ Only photos without a vector for the current bytes (sha256) are encoded, in batc
 own: a killed run keeps the batches it finished and the next run goes on from there. Missing and corrupt photos
 are skipped and counted. A photo is read through pipeline/photos.py: bytes whose sha256 is not the one ingested
 (and decided on by the minors filter) are reported and skipped, never embedded, and EXIF orientation is applied.
-Decoding and resizing run in a loader worker so that they overlap the forward pass.
+Decoding and resizing run in a loader worker so that they overlap the forward pass; a large JPEG is decoded at
+the reduced scale the encoder's views need (``Encoder.draft_side``).
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from db import embeddings as store
 from db.database import Database
 from pipeline import photos
 from pipeline.encoders.base import Encoder
+from pipeline.progress import bar
 
 DEFAULT_BATCH = 32
+TEXT_CHUNK = 2048  # texts encoded and stored at a time
 
 
 @dataclass
@@ -50,7 +53,8 @@ class _Photos(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int):
         try:
-            return index, self.encoder.preprocess(photos.open_verified(self.paths[index], self.shas[index]))
+            photo = photos.open_verified(self.paths[index], self.shas[index], self.encoder.draft_side)
+            return index, self.encoder.preprocess(photo)
         except photos.PhotoUnavailable as exc:
             return index, str(exc)
         except Exception as exc:  # noqa: BLE001 - any preprocessing failure is that photo's problem only
@@ -75,7 +79,7 @@ def embed(db: Database, encoder: Encoder, *, batch_size: int = DEFAULT_BATCH, wo
     report = EmbedReport(encoder.id, skipped=store.unreadable_photo_counts(db))
     todo = store.photos_to_embed(db, encoder.id, encoder.feature_id)
     caches_features = encoder.feature_id != encoder.id
-    with tqdm(total=len(todo), desc=f"embed {encoder.id}", unit="photo", disable=quiet) as progress:
+    with bar(total=len(todo), desc=f"embed {encoder.id}", unit="photo", disable=quiet) as progress:
         if caches_features and todo["has_features"].any():
             report.from_cached_features = _project_cached(db, encoder, todo[todo["has_features"]], progress)
             todo = todo[~todo["has_features"]]
@@ -125,18 +129,26 @@ def _encode_photos(db: Database, encoder: Encoder, rows: pd.DataFrame, batch_siz
 
 
 def text_vectors(db: Database, encoder: Encoder, texts: Sequence[str]) -> np.ndarray:
-    """Vectors of ``texts`` through the `text_embeddings` cache (new ones are stored unless read-only)."""
+    """Vectors of ``texts`` through the `text_embeddings` cache (new ones are stored unless read-only).
+
+    New texts are encoded shortest first (batches of similar length pad least) in chunks, each stored as it is
+    done: 40,000 Flickr8k captions take minutes, show a progress bar, and a killed run keeps the chunks it
+    finished."""
     shas = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
     known = store.cached_texts(db, encoder.text_id, sorted(set(shas)))
-    missing = sorted({(s, t) for s, t in zip(shas, texts) if s not in known})
-    if missing:
-        fresh = encoder.encode_texts([t for _, t in missing])
-        broken = ~np.isfinite(fresh).all(axis=1)
-        if broken.any():
-            raise ValueError(f"encoder {encoder.text_id} returned NaN or infinite vectors for {int(broken.sum())} "
-                             f"text(s) (first: {missing[int(np.flatnonzero(broken)[0])][1][:60]!r})")
-        known.update(zip([s for s, _ in missing], fresh))
-        if not db.read_only:
-            with db.write() as cur:
-                store.save_texts(cur, encoder.text_id, [s for s, _ in missing], [t for _, t in missing], fresh)
+    missing = sorted({(s, t) for s, t in zip(shas, texts) if s not in known}, key=lambda item: (len(item[1]), item))
+    with bar(total=len(missing), desc=f"encode texts {encoder.text_id}", unit="text",
+             disable=None if len(missing) > TEXT_CHUNK else True) as progress:
+        for start in range(0, len(missing), TEXT_CHUNK):
+            chunk = missing[start : start + TEXT_CHUNK]
+            fresh = encoder.encode_texts([t for _, t in chunk])
+            broken = np.flatnonzero(~np.isfinite(fresh).all(axis=1))
+            if len(broken):
+                raise ValueError(f"encoder {encoder.text_id} returned NaN or infinite vectors for {len(broken)} "
+                                 f"text(s) (first: {chunk[int(broken[0])][1][:60]!r})")
+            known.update(zip([s for s, _ in chunk], fresh))
+            if not db.read_only:
+                with db.write() as cur:
+                    store.save_texts(cur, encoder.text_id, [s for s, _ in chunk], [t for _, t in chunk], fresh)
+            progress.update(len(chunk))
     return np.stack([known[s] for s in shas]) if texts else np.zeros((0, encoder.dim), np.float32)

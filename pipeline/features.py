@@ -81,18 +81,27 @@ class PairFeatures:
     gallery: caption_features.Gallery | None = None
     basis: np.ndarray | None = None  # (d, COMPONENTS) projection for the image set; see fit_basis
 
-    def __call__(self, pairs: pd.DataFrame, query_vectors: np.ndarray | None = None) -> pd.DataFrame:
-        """Features of ``pairs``; ``query_vectors`` (one row per pair) when the caller already encoded them."""
+    def __call__(self, pairs: pd.DataFrame, query_vectors: np.ndarray | None = None,
+                 parts: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+        """Features of ``pairs``; ``query_vectors`` (one row per pair) when the caller already encoded them.
+        ``parts`` lets feature sets of the same pairs and sources share work: the caller passes one dict to
+        each set's builder, and the image and caption blocks are computed by the first set needing them."""
         if query_vectors is None:
             query_vectors = self.encode(pairs["query_text"].tolist())
-        parts = []
+        parts = {} if parts is None else parts
+        blocks = []
         if self.feature_set.uses_images:
-            parts.append(self._image_part(pairs["image_id"].tolist(), query_vectors))
+            if "image" not in parts:
+                parts["image"] = self._image_part(pairs["image_id"].tolist(), query_vectors)
+            blocks.append(parts["image"])
         if self.feature_set.uses_captions:
             if self.references is None or self.gallery is None:
                 raise FeatureError("caption features need the photos' reference captions and a gallery")
-            parts.append(caption_features.compute(pairs, query_vectors, self.references, self.encode, self.gallery))
-        features = pd.concat([part.reset_index(drop=True) for part in parts], axis=1)
+            if "captions" not in parts:
+                parts["captions"] = caption_features.compute(pairs, query_vectors, self.references, self.encode,
+                                                             self.gallery).reset_index(drop=True)
+            blocks.append(parts["captions"])
+        features = pd.concat(blocks, axis=1)
         bad = ~np.isfinite(features.to_numpy(np.float64)).all(axis=1)
         if bad.any():
             first = pairs.iloc[int(np.flatnonzero(bad)[0])]

@@ -7,6 +7,7 @@ both sides either. Predictions are clipped to the 0..1 range of the target.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +29,7 @@ MODEL_NAMES = (CONSTANT, ZERO_SHOT, "ridge", "random-forest", "hist-gradient-boo
 INNER_FOLDS = 3
 SEARCH_ITERATIONS = 4
 SEED = 0
+SLOW = frozenset({"random-forest", "hist-gradient-boosting", "mlp"})
 
 
 class ModelError(ValueError):
@@ -95,13 +97,24 @@ def check_names(names: list[str]) -> None:
         raise ModelError(f"unknown model(s) {', '.join(map(repr, unknown))}; choose from: {', '.join(MODEL_NAMES)}")
 
 
+def is_slow(name: str) -> bool:
+    """Whether fitting ``name`` takes long enough (seconds, not milliseconds) to be worth a worker process."""
+    return name in SLOW
+
+
 def fit(name: str, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, *, zero_shot_score: str,
-        threads: int = 2) -> tuple[BaseEstimator, dict]:
+        threads: int = 2, seconds: dict[str, float] | None = None) -> tuple[BaseEstimator, dict]:
     """Fit model ``name`` (searching its hyper-parameters on inner folds grouped by ``groups``).
-    Returns the fitted estimator and the chosen parameters."""
+    Returns the fitted estimator and the chosen parameters; ``seconds``, when given, receives the wall seconds
+    of the whole fit ("fit") and of the search on inner folds in it ("search")."""
+    started = time.perf_counter()
+    seconds = {} if seconds is None else seconds
+    seconds["search"] = 0.0
     spec = _spec(name, zero_shot_score, threads)
     if not spec.space:
-        return clone(spec.estimator).fit(X, y), {}
+        estimator = clone(spec.estimator).fit(X, y)
+        seconds["fit"] = time.perf_counter() - started
+        return estimator, {}
     inner = GroupKFold(n_splits=min(INNER_FOLDS, len(np.unique(groups))))
     if spec.randomized:
         search = RandomizedSearchCV(spec.estimator, spec.space, n_iter=SEARCH_ITERATIONS, cv=inner,
@@ -110,6 +123,8 @@ def fit(name: str, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, *, zero_s
         search = GridSearchCV(spec.estimator, spec.space, cv=inner, scoring="neg_mean_squared_error", refit=True,
                               n_jobs=threads if spec.parallel_candidates else None)
     search.fit(X, y, groups=groups)
+    seconds["fit"] = time.perf_counter() - started
+    seconds["search"] = seconds["fit"] - search.refit_time_
     return search.best_estimator_, _plain(search.best_params_)
 
 

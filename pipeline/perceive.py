@@ -31,6 +31,7 @@ from pipeline import photos
 from pipeline.perception.faces import AgeEstimator, FaceDetector, faces_with_ages
 from pipeline.perception.objects import ObjectDetector
 from pipeline.perception.weights import KNOWN_WEIGHTS, PERCEIVER_ID, PerceptionWeightsError, locate_all
+from pipeline.progress import bar
 
 DEFAULT_BATCH = 16
 # Large JPEGs are decoded at a reduced scale that keeps the shorter side at least this long: YOLOX looks at 416 px,
@@ -116,7 +117,7 @@ def perceive(db: Database, perceiver: Perceiver, *, batch_size: int = DEFAULT_BA
             done_photos.clear()
             found.clear()
 
-    with tqdm(total=len(todo), desc="perceive", unit="photo", disable=quiet) as progress:
+    with bar(total=len(todo), desc="perceive", unit="photo", disable=quiet) as progress:
         for index, pixels in _decoded(todo, decode_threads):
             image_id, sha = todo["image_id"].iat[index], todo["sha256"].iat[index]
             if isinstance(pixels, str):

@@ -1,9 +1,10 @@
 """Search: query text -> top-K (image_id, score) by exact cosine, over visible photos only.
 
-The index is a snapshot of the `visible_images` view taken when the :class:`Searcher` is built; every answer is
-checked against the view again before it is returned, so a photo the minors filter excludes after the
-snapshot still never comes out. The dashboard keeps one Searcher per encoder (st.cache_resource) and rebuilds
-it when vectors change.
+The index holds every vector of the encoder (:class:`EncoderIndex`) and is rebuilt only when that set of vectors
+changes (db.embeddings.vector_set_version), never on a moderation decision, a label or a re-ingest: every answer
+is checked against the `visible_images` view (and the photo's current bytes) when it is given, reading the index
+in growing depth until enough candidates pass, so a photo the minors filter or a moderator excludes after the
+index was built never comes out. The dashboard keeps one Searcher, so one index, per encoder (st.cache_resource).
 
 ``must_show`` keeps only photos in which the current perceiver detected every named COCO object (from
 object_text.PRESENT), checked in SQL together with visibility; :func:`explain` says why each hit matched: its
@@ -12,6 +13,7 @@ detected objects with counts and, for the offline encoder, the ImageNet labels t
 
 from __future__ import annotations
 
+import copy
 import threading
 import unicodedata
 from collections import OrderedDict
@@ -122,37 +124,84 @@ def clean_query(text: str | None) -> tuple[str, list[str]]:
     return text, notices
 
 
+class EncoderIndex:
+    """The index of one encoder's vectors, rebuilt when (and only when) the set of vectors changes.
+
+    Safe to share between threads: the version is read and the index swapped under a lock. The old index is
+    dropped before the new one is built, so one index per encoder is in memory (a search still running on the
+    old one keeps it until it returns)."""
+
+    def __init__(self, db: Database, encoder_id: str) -> None:
+        self.db, self.encoder_id = db, encoder_id
+        self._index: VectorIndex | None = None
+        self._version: tuple | None = None
+        self._lock = threading.Lock()
+        self._warming: threading.Thread | None = None
+
+    def warm(self) -> None:
+        """Build the index in a background thread when none is built yet, so the first query after a start (the
+        page's first render calls this) does not wait for the whole build (~10 s for a million vectors under
+        load). A query meanwhile waits for the build under the lock; a failure (no vectors yet, a stage holding
+        the file) is left for that query to report."""
+        if self._index is not None or (self._warming is not None and self._warming.is_alive()):
+            return
+
+        def build() -> None:
+            try:
+                self.current()
+            except Exception:  # noqa: BLE001 - reported by the query that needs the index
+                pass
+
+        self._warming = threading.Thread(target=build, daemon=True, name=f"index-{self.encoder_id}")
+        self._warming.start()
+
+    def current(self) -> VectorIndex:
+        """The index of the vectors stored now: the cached one while the set of vectors is unchanged."""
+        with self._lock:
+            version = store.vector_set_version(self.db, self.encoder_id)
+            if self._index is None or version != self._version:
+                self._index = self._version = None
+                if not version[0]:
+                    raise NoVectors(f"No photo vectors for encoder {self.encoder_id} yet: run "
+                                    "`python -m pipeline filter` and `python -m pipeline embed` "
+                                    "(after `python -m pipeline ingest`).")
+                self._index = VectorIndex.build(store.vector_chunks(self.db, self.encoder_id), rows=version[0])
+                self._version = version
+            return self._index
+
+
 class Searcher:
     """Top-K search for one encoder over the visible photos that have its vectors.
 
-    Safe to share between threads (Streamlit sessions): building the index and the text cache are guarded by a
-    lock; ranking itself only reads the index."""
+    Safe to share between threads (Streamlit sessions): the index (see :class:`EncoderIndex`) and the text cache
+    are guarded by locks; ranking itself only reads the index."""
 
     def __init__(self, db: Database, encoder: Encoder, reranker: Reranker | None = None, *,
                  log_blocked: Callable[[str, query_block.QueryCheck, str | None], None] | None = None,
-                 perceiver: str = PERCEIVER_ID) -> None:
+                 perceiver: str = PERCEIVER_ID, indexes: EncoderIndex | None = None) -> None:
         """``log_blocked`` records a refused query; by default it writes to ``db`` at once. The dashboard passes
         its write queue instead, so a refused query is logged even while a pipeline stage holds the file.
-        ``perceiver`` names whose detections ``must_show`` reads."""
+        ``perceiver`` names whose detections ``must_show`` reads; ``indexes`` is the encoder's shared index
+        (the dashboard's, which it warms before the encoder is loaded), else a new one."""
         self.db, self.encoder, self.reranker = db, encoder, reranker
         self.perceiver = perceiver
         self.log_blocked = log_blocked or (lambda query, verdict, user: query_block.log(db, query, verdict, user))
-        self._index: VectorIndex | None = None
+        self.indexes = indexes or EncoderIndex(db, encoder.id)
         self._texts: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
+    def with_reranker(self, reranker: Reranker | None) -> Searcher:
+        """This searcher re-ranking with ``reranker``: the same index and text cache, so one index per encoder
+        serves every re-rank run."""
+        other = copy.copy(self)
+        other.reranker = reranker
+        return other
+
     @property
     def index(self) -> VectorIndex:
-        """Built on first use, so a blocked or malformed query never waits for (or needs) an index."""
-        with self._lock:
-            if self._index is None:
-                rows = store.visible_vector_count(self.db, self.encoder.id)
-                if not rows:
-                    raise NoVectors(f"No visible photo vectors for encoder {self.encoder.id} yet: run "
-                                    "`python -m pipeline filter` and `python -m pipeline embed` "
-                                    "(after `python -m pipeline ingest`).")
-                self._index = VectorIndex.build(store.visible_vector_chunks(self.db, self.encoder.id), rows=rows)
-            return self._index
+        """Read (and built when the vectors changed) on use, so a blocked or malformed query never waits for an
+        index."""
+        return self.indexes.current()
 
     def query_vector(self, text: str) -> np.ndarray:
         """Text vector through a small in-process LRU cache (repeated queries and paging cost nothing)."""
@@ -167,24 +216,36 @@ class Searcher:
                 self._texts.popitem(last=False)
         return vector
 
-    def showing(self, vector: np.ndarray, wanted: int, labels: Sequence[str]) -> list[tuple[str, float]]:
-        """The first ``wanted`` visible photos, by cosine, that show every one of ``labels``, checked in SQL with
-        visibility. The index's top candidates are read in growing depth (x4); after two rounds with too few, when
-        at most DIRECT_LIMIT visible photos show the objects, those are scored directly instead."""
+    def visible_top(self, vector: np.ndarray, wanted: int, labels: Sequence[str] = ()) -> list[tuple[str, float]]:
+        """The first ``wanted`` photos by cosine that are visible now, whose vector is of their visible bytes and
+        that show every one of ``labels``, all checked in SQL. The index's top candidates are read in growing depth
+        (x4); after two rounds with too few, when at most DIRECT_LIMIT photos qualify, those are scored directly."""
+        index = self.index
         first = depth = max(RERANK_DEPTH, 4 * wanted)
         while True:
-            ranked = self.index.top_k(vector, depth, 0)
-            ok = store.visible_showing(self.db, self.perceiver, [image_id for image_id, _ in ranked], labels, PRESENT)
+            ranked = index.top_k(vector, depth, 0)
+            ok = store.visible_showing(self.db, self.perceiver, [image_id for image_id, _ in ranked], labels, PRESENT,
+                                       self.encoder.id)
             kept = [(image_id, cosine) for image_id, cosine in ranked if image_id in ok]
-            if len(kept) >= wanted or depth >= len(self.index):
+            if len(kept) >= wanted or depth >= len(index):
+                if not kept and not labels:  # the whole index read, none visible
+                    raise self._none_visible()
                 return kept[:wanted]
-            if depth == 4 * first:  # a rare object: are there few enough to score them all?
-                few = store.visible_showing_all(self.db, self.perceiver, labels, PRESENT, DIRECT_LIMIT)
+            if depth == 4 * first:  # few qualify (a rare object, most photos withdrawn): score them all?
+                few = (store.visible_showing_all(self.db, self.perceiver, labels, PRESENT, DIRECT_LIMIT) if labels
+                       else store.visible_with_vectors(self.db, self.encoder.id, DIRECT_LIMIT))
+                if few == [] and not labels:
+                    raise self._none_visible()
                 if few is not None:
                     vectors = store.vectors_of(self.db, self.encoder.id, few)
                     scored = [(image_id, float(v @ vector)) for image_id, v in vectors.items()]
                     return sorted(scored, key=lambda hit: (-hit[1], hit[0]))[:wanted]
             depth *= 4
+
+    def _none_visible(self) -> NoVectors:
+        return NoVectors(f"No visible photo has a vector of encoder {self.encoder.id} yet: the minors filter clears "
+                         "photos before anyone sees them; run `python -m pipeline filter` (and `python -m pipeline "
+                         "embed` for photos cleared since).")
 
     def search(self, text: str | None, *, k: int = 10, offset: int = 0, min_score: float | None = None,
                user: str | None = None, rerank: bool = False, must_show: Sequence[str] = ()) -> SearchResult:
@@ -207,14 +268,7 @@ class Searcher:
             return SearchResult(query, [], notices, query_block.LEGAL_NOTICE)
         vector = self.query_vector(query)
         start, wanted = (0, RERANK_DEPTH) if rerank else (offset, k)
-        if must_show:
-            ranked = self.showing(vector, start + wanted, sorted(set(must_show)))[start:]
-        else:
-            ranked = self.index.top_k(vector, wanted, start)
-            visible = store.visible_subset(self.db, [image_id for image_id, _ in ranked])
-            if len(visible) < len(ranked):
-                notices.append("Some photos were withdrawn since the index was built; refresh the search index.")
-            ranked = [(image_id, cosine) for image_id, cosine in ranked if image_id in visible]
+        ranked = self.visible_top(vector, start + wanted, sorted(set(must_show)))[start:]
         if rerank:
             scores = self.reranker.scores(query, [image_id for image_id, _ in ranked], vector) if ranked else []
             order = sorted(range(len(ranked)), key=lambda i: -scores[i])  # stable: equal scores keep cosine order

@@ -8,6 +8,10 @@ over all out-of-fold predictions, then a final fit on every pair, saved as ``<ru
 recorded. A constant baseline is trained in every call, and each run records whether it beat that baseline's MSE
 on every fold.
 
+The fold fits and the final fit of a run are independent, so they run in ``threads`` worker processes, each fit
+single-threaded (two fits at once rather than one fit's OpenMP threads waiting on each other; benchmarks/train.py
+times the old way beside this one). Every fit's seeds are fixed, so the results equal fits one after another.
+
 Every check that can fail (model names, feature sets, too few pairs or photos, a target with a single value, bad
 features) runs before the first model is fitted, so a refused call stores nothing and removes nothing.
 """
@@ -25,7 +29,9 @@ import joblib
 import numpy as np
 import pandas as pd
 import sklearn
+from joblib import Parallel, delayed
 from sklearn.model_selection import GroupKFold
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from db import embeddings as store
@@ -35,6 +41,7 @@ from pipeline import caption_features, metrics, models, targets
 from pipeline.embed import text_vectors
 from pipeline.encoders.base import Encoder
 from pipeline.features import FEATURE_SETS, FeatureSet, PairFeatures, feature_set, fit_basis
+from pipeline.progress import bar
 
 MIN_PAIRS_PER_FOLD = 10
 BASELINE_FEATURES = "none"
@@ -54,6 +61,7 @@ class RunSummary:
     fold_mse: list[float]
     beats_baseline: bool | None
     train_seconds: float
+    seconds: dict[str, float]  # phase -> seconds; see _run
 
 
 @dataclass
@@ -67,6 +75,7 @@ class Prepared:
     builders: dict[str, PairFeatures]  # feature set name -> what computed them (its basis goes into the artifact)
     feedback_pairs: int
     n_folds: int
+    feature_seconds: dict[str, float]  # "sources" or a feature set -> wall seconds (a shared part: its first set)
 
 
 def default_artifacts(db: Database) -> Path:
@@ -85,7 +94,7 @@ def train(db: Database, encoder: Encoder, prepared: Prepared, model_names: list[
         (name, model) for name in prepared.features for model in model_names if model != models.CONSTANT]
     summaries: list[RunSummary] = []
     baseline_mse: list[float] = []
-    for set_name, model in tqdm(jobs, desc=f"train {prepared.target.name}", unit="model", disable=quiet):
+    for set_name, model in bar(jobs, desc=f"train {prepared.target.name}", unit="model", disable=quiet):
         summary = _run(db, encoder, prepared, set_name, model, baseline_mse, artifacts, stamp, threads)
         baseline_mse = baseline_mse or summary.fold_mse
         summaries.append(summary)
@@ -113,9 +122,16 @@ def prepare(db: Database, encoder: Encoder, *, target: str = "expert", dataset: 
     fold = pairs["group"].map(group_fold).fillna(-1).astype(int).to_numpy()
     wanted = [feature_set(name) for name in feature_set_names] if feature_set_names else None
     sets = _feature_sets(db, encoder, loaded, pairs, wanted)
-    builders = {fs.name: _builder(db, encoder, fs, pairs, loaded.dataset) for fs in sets}
-    features = {name: builder(pairs) for name, builder in builders.items()}
-    return Prepared(loaded, pairs, fold, features, builders, len(feedback), folds)
+    started = time.perf_counter()
+    builders = _builders(db, encoder, sets, pairs, loaded.dataset)
+    query_vectors = text_vectors(db, encoder, pairs["query_text"].tolist())
+    seconds = {"sources": time.perf_counter() - started}  # vectors, references, the encoded caption gallery
+    features, parts = {}, {}  # parts: the image and caption blocks, each computed once for every set using it
+    for name, builder in builders.items():
+        started = time.perf_counter()
+        features[name] = builder(pairs, query_vectors, parts)
+        seconds[name] = time.perf_counter() - started
+    return Prepared(loaded, pairs, fold, features, builders, len(feedback), folds, seconds)
 
 
 def _check_pairs(target: targets.Target, folds: int) -> None:
@@ -162,17 +178,25 @@ def _feature_sets(db: Database, encoder: Encoder, target: targets.Target, pairs:
     return wanted
 
 
-def _builder(db: Database, encoder: Encoder, fs: FeatureSet, pairs: pd.DataFrame, dataset: str) -> PairFeatures:
+def _builders(db: Database, encoder: Encoder, sets: list[FeatureSet], pairs: pd.DataFrame,
+              dataset: str) -> dict[str, PairFeatures]:
+    """What computes each feature set. The photo vectors, their basis, the reference captions and the caption
+    gallery (every caption of the dataset, encoded) are read once and shared by every set that uses them."""
     photos = pairs["image_id"].unique().tolist()
-    references = model_store.reference_captions(db, photos) if fs.uses_captions else None
-    gallery = caption_features.dataset_gallery(db, dataset, lambda texts: text_vectors(db, encoder, texts)) \
-        if fs.uses_captions else None
-    photo_vectors = store.vectors_of(db, encoder.id, photos) if fs.uses_images else None
-    return PairFeatures(
-        fs, lambda texts: text_vectors(db, encoder, texts), photo_vectors=photo_vectors,
-        references=references, gallery=gallery,
-        basis=fit_basis(np.stack(list(photo_vectors.values()))) if photo_vectors else None,
-    )
+    captions, images = any(fs.uses_captions for fs in sets), any(fs.uses_images for fs in sets)
+
+    def encode(texts):
+        return text_vectors(db, encoder, texts)
+
+    references = model_store.reference_captions(db, photos) if captions else None
+    gallery = caption_features.dataset_gallery(db, dataset, encode) if captions else None
+    photo_vectors = store.vectors_of(db, encoder.id, photos) if images else None
+    basis = fit_basis(np.stack(list(photo_vectors.values()))) if photo_vectors else None
+    return {fs.name: PairFeatures(fs, encode, photo_vectors=photo_vectors if fs.uses_images else None,
+                                  references=references if fs.uses_captions else None,
+                                  gallery=gallery if fs.uses_captions else None,
+                                  basis=basis if fs.uses_images else None)
+            for fs in sets}
 
 
 def _run(db: Database, encoder: Encoder, prepared: Prepared, set_name: str, model: str, baseline_mse: list[float],
@@ -187,23 +211,28 @@ def _run(db: Database, encoder: Encoder, prepared: Prepared, set_name: str, mode
     n_target = len(prepared.target.pairs)
     oof = np.zeros(n_target)
     fold_metrics, fold_params = [], []
-    for index in range(prepared.n_folds):
-        train_rows = fold != index
-        test_rows = np.flatnonzero(fold[:n_target] == index)
-        estimator, params = models.fit(model, X[train_rows], y[train_rows], groups[train_rows],
-                                       zero_shot_score=zero_shot_score, threads=threads)
-        oof[test_rows] = models.predict(estimator, X.iloc[test_rows])
+    held_out = [np.flatnonzero(fold[:n_target] == index) for index in range(prepared.n_folds)]
+    fits = _fit_all(model, X, y, groups, [fold != index for index in range(prepared.n_folds)] + [None],
+                    held_out + [None], zero_shot_score, threads)
+    for index, (test_rows, (predicted, params, _)) in enumerate(zip(held_out, fits)):
+        oof[test_rows] = predicted
         figures = metrics.all_metrics(pairs.iloc[test_rows], oof[test_rows])
         if baseline_mse:
             figures["beats_baseline"] = bool(figures["mse"] < baseline_mse[index])
         fold_metrics.append({"fold": index, **figures})
         fold_params.append(params)
-    final, final_params = models.fit(model, X, y, groups, zero_shot_score=zero_shot_score, threads=threads)
+    final, final_params, _ = fits[-1]
     train_seconds = time.perf_counter() - started
+    # fits: wall seconds of the fold fits and the final fit together (they overlap); the others add up each
+    # fit's own seconds: fold fits, the final fit, and the hyper-parameter search's share of all of them.
+    phases = {"fits": train_seconds, "fold_fits": sum(f[2]["fit"] for f in fits[:-1]),
+              "final_fit": fits[-1][2]["fit"], "search": sum(f[2]["search"] for f in fits)}
     sample = X.iloc[np.arange(LATENCY_PAIRS) % len(X)]
     timer = time.perf_counter()
     models.predict(final, sample)
     predict_ms = (time.perf_counter() - timer) * 1000
+    phases["latency"] = predict_ms / 1000
+    timer = time.perf_counter()
     target = prepared.target
     run_id = f"{target.name}/{set_name}/{model}/{stamp}"
     artifact = artifacts / (run_id.replace("/", "__") + ".joblib")
@@ -228,4 +257,29 @@ def _run(db: Database, encoder: Encoder, prepared: Prepared, set_name: str, mode
                                                               predicted=oof)
     with db.write() as cur:
         model_store.save_run(cur, run, oof_frame)
-    return RunSummary(run_id, model, set_name, overall, fold_mse, beats, train_seconds)
+    phases["save"] = time.perf_counter() - timer
+    return RunSummary(run_id, model, set_name, overall, fold_mse, beats, train_seconds, phases)
+
+
+def _fit_all(model: str, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, train_rows: list[np.ndarray | None],
+             test_rows: list[np.ndarray | None], zero_shot_score: str, threads: int) -> list[tuple]:
+    """Fit ``model`` once per entry of ``train_rows`` (a row mask; None: every row), in ``threads`` processes.
+    Each result is (predictions of its ``test_rows``, or the fitted estimator where those are None; the chosen
+    parameters; the fit's seconds, whole and searching)."""
+    jobs = [delayed(_fit_one)(model, X if rows is None else X[rows], y if rows is None else y[rows],
+                              groups if rows is None else groups[rows], None if test is None else X.iloc[test],
+                              zero_shot_score)
+            for rows, test in zip(train_rows, test_rows)]
+    # Constant, zero-shot and ridge fit in milliseconds: starting worker processes would cost more than it saves.
+    workers = threads if models.is_slow(model) else 1
+    return Parallel(n_jobs=min(workers, len(jobs)), backend="loky")(jobs)
+
+
+def _fit_one(model: str, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, test: pd.DataFrame | None,
+             zero_shot_score: str) -> tuple:
+    seconds: dict[str, float] = {}
+    with threadpool_limits(1):  # one fit per core; OpenMP and BLAS threads would only contend
+        estimator, params = models.fit(model, X, y, groups, zero_shot_score=zero_shot_score, threads=1,
+                                       seconds=seconds)
+        result = estimator if test is None else models.predict(estimator, test)
+    return result, params, seconds

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
+import weakref
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -136,6 +137,9 @@ class _RowFile:
         self._fd = os.open(path, os.O_RDONLY)
         self._row_bytes = dim * 4
         self._dim = dim
+        # An index the search swapped out is dropped, not closed (a search may still read it): closing the file
+        # when the index is collected frees its disk space (the folder is removed by its own finalizer).
+        self._closer = weakref.finalize(self, os.close, self._fd)
 
     def rows(self, indexes: np.ndarray) -> np.ndarray:
         out = np.empty((len(indexes), self._dim), np.float32)
@@ -144,4 +148,4 @@ class _RowFile:
         return out
 
     def close(self) -> None:
-        os.close(self._fd)
+        self._closer()

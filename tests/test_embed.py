@@ -98,5 +98,49 @@ def test_text_vectors_are_cached_by_text(db: Database) -> None:
 
     first = text_vectors(db, Counting(), ["red car", "blue sky", "red car"])
     second = text_vectors(db, Counting(), ["blue sky", "green field"])
-    assert calls == [["blue sky", "red car"], ["green field"]]
+    assert calls == [["red car", "blue sky"], ["green field"]]  # new texts only, shortest first
     assert np.allclose(first[1], second[0]) and np.allclose(first[0], first[2])
+
+
+def test_many_new_texts_are_stored_chunk_by_chunk(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run killed while encoding keeps the chunks it finished: the next run encodes only the rest."""
+    monkeypatch.setattr("pipeline.embed.TEXT_CHUNK", 2)
+    texts = ["a", "bb", "ccc", "dddd", "eeeee"]
+
+    class DiesOnThirdChunk(ColourEncoder):
+        def encode_texts(self, batch):
+            if "eeeee" in batch:
+                raise KeyboardInterrupt
+            return super().encode_texts(batch)
+
+    with pytest.raises(KeyboardInterrupt):
+        text_vectors(db, DiesOnThirdChunk(), texts)
+    calls = []
+
+    class Counting(ColourEncoder):
+        def encode_texts(self, batch):
+            calls.append(list(batch))
+            return super().encode_texts(batch)
+
+    vectors = text_vectors(db, Counting(), texts)
+    assert calls == [["eeeee"]]
+    np.testing.assert_allclose(vectors, ColourEncoder().encode_texts(texts), atol=1e-6)
+
+
+@pytest.mark.parametrize(("draft_side", "decoded"), [(None, (2400, 1800)), (224, (300, 225)), (400, (600, 450))])
+def test_a_large_jpeg_is_decoded_at_the_scale_the_encoder_needs(db: Database, tmp_path: Path, draft_side,
+                                                                decoded) -> None:
+    big = image_bytes(size=(2400, 1800))  # a camera-size JPEG; 1/8 scale is 300x225, 1/4 600x450
+    root = photo_folder(tmp_path / "big", {"000000000001.jpg": big})
+    ingest(db, root)
+    seen = []
+
+    class Sizing(ColourEncoder):
+        def preprocess(self, image):
+            seen.append(image.size)
+            return super().preprocess(image)
+
+    encoder = Sizing()
+    encoder.draft_side = draft_side
+    assert embed(db, encoder, workers=0, quiet=True).embedded == 1
+    assert seen == [decoded]

@@ -38,6 +38,17 @@ def test_offline_encoder_contract(offline) -> None:
     assert_unit_rows(long_text, 1, 384)
 
 
+def test_views_name_the_vector_space_and_the_decoding_scale(offline) -> None:
+    assert (offline.views, offline.flip, offline.draft_side) == ((("full", 224),), True, 224)
+    assert offline.feature_id == "mobilenet_v2-imagenet1k-logits-full224"
+    assert offline.id == "offline-zs-t3-k50-full224"
+    assert offline._clone(flip=False).id == "offline-zs-t3-k50-full224-noflip"
+    old = offline._clone(views=(("center", 224), ("full", 224), ("full", 288)), flip=True)
+    assert old.id == "offline-zs-t3-k50-center224+full224+full288"  # the id stored before views became a choice
+    assert old.feature_id == "mobilenet_v2-imagenet1k-logits-center224+full224+full288"
+    assert old.draft_side == 288 and offline._clone(views=(("center", 224),)).draft_side == 256  # 224 * 8/7
+
+
 def test_offline_text_side_is_semantic(offline) -> None:
     dog, puppy, invoice = offline.encode_texts(["a dog running on a beach", "a puppy playing in the sand",
                                                 "quarterly tax invoice"])
@@ -108,3 +119,24 @@ def test_fit_bridge_learns_class_priors_from_captions() -> None:
     fitted = fit_bridge(logits, classes, captions, caption_photo, steps=100, base=Bridge(1.0, 5))
     assert recall_at_1(fitted) > recall_at_1(Bridge(1.0, 5)) + 0.2
     assert fitted.fitted_on["photos"] == 60 and fitted.center.shape == (16,)
+
+
+def test_minilm_batches_texts_by_length_and_returns_them_in_order(monkeypatch) -> None:
+    from pipeline.encoders import minilm
+
+    text = minilm.MiniLMText()
+    texts = ["a much longer caption of a dog running on the beach", "a cat", "two red birds on a wire", "sun",
+             "a dog running fast", "blue sky", "a"]
+    one_by_one = np.concatenate([text.encode([t]) for t in texts])
+    monkeypatch.setattr(minilm, "BATCH", 3)
+    asked: list[int] = []
+    tokenize = text.tokenizer
+
+    def recording(batch: list[str], **options):
+        asked.append(max(map(len, batch)))
+        return tokenize(batch, **options)
+
+    monkeypatch.setattr(text, "tokenizer", recording)
+    np.testing.assert_allclose(text.encode(texts), one_by_one, atol=1e-5)
+    assert asked == [5, 23, 51]  # each batch padded to its own longest text: shortest texts together
+    assert text.encode([]).shape == (0, text.dim)

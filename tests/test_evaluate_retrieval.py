@@ -58,7 +58,9 @@ def test_offline_encoder_on_coco_mini(coco: Database) -> None:
     assert caption.metrics["recall@10"] >= 0.70 and caption.metrics["mrr"] >= 0.38
     [fitted, *_] = evaluate(coco, zero_shot, cross_fit=True, quiet=True)
     assert fitted.details["cross_fit_folds"] == 5
-    assert fitted.metrics["recall@10"] >= 0.75 and fitted.metrics["mrr"] >= 0.44
+    # One view (full224 + mirror, issue #14) instead of three: the bridge alone lost a little (MRR 0.453 -> 0.427,
+    # R@1 0.283 -> 0.259); with the detected objects, what search uses, it gained (R@1 0.429 -> 0.436).
+    assert fitted.metrics["recall@10"] >= 0.75 and fitted.metrics["mrr"] >= 0.41
     assert fitted.metrics["recall@1"] >= 0.25
     stored = store.retrieval_metrics(coco)
     unseen = {f"{CAPTION}/{UNSEEN_SPLIT}", f"{CATEGORY}/{UNSEEN_SPLIT}"}  # val2017 photos alone, stored beside

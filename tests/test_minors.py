@@ -245,7 +245,52 @@ def test_a_replaced_photo_loses_its_moderator_clearance(db: Database, photos: Pa
     (photos / "images/val2017/000000000006.png").write_bytes(solid((1, 2, 3)))  # different photo, same name
     ingest(db, photos)
     assert "c/6" not in {r[0] for r in db.fetch_all("SELECT id FROM visible_images")}  # hidden at once
+    assert "c/6" not in reads.visible_photo_files(db, ["c/6"])  # the key lookup applies the view's own rule
     report = run_filter(db, detector=FixedDetector(), quiet=True)
     assert (report.moderated_kept, report.moderated_superseded) == (0, 1)
     assert db.fetch_all("SELECT status, decided_by FROM minors_decisions WHERE image_id = 'c/6'") == [
         ("pending_review", "rule")]
+
+
+def test_the_moderation_queue_is_filtered_paged_and_counted_in_sql(db: Database, photos: Path) -> None:
+    """The Minors review page reads one page of the queue and its count from SQL (db/minors.py queue), filtered by
+    status, dataset (the photo id's prefix) and text in the photo id or the reasons."""
+    run_filter(db, detector=FixedDetector(), quiet=True)
+    everything = store.queue(db, store.STATUSES)
+    assert list(everything["image_id"]) == sorted(everything["image_id"], key=lambda i: (
+        dict(zip(everything["image_id"], everything["status"]))[i], i))  # by status, then photo id
+    assert store.queue_count(db, store.STATUSES) == len(everything) == 6
+    pages = [store.queue(db, store.STATUSES, limit=4, offset=offset) for offset in (0, 4)]
+    assert [len(p) for p in pages] == [4, 2]
+    assert [i for p in pages for i in p["image_id"]] == list(everything["image_id"])
+
+    queued = ["pending_review", "excluded"]
+    assert store.queue_count(db, queued, text="LITTLE GIRL") == 1  # a fired word in the reasons, any case
+    assert list(store.queue(db, queued, text="little girl")["image_id"]) == ["c/2"]
+    assert list(store.queue(db, store.STATUSES, text="c/5")["image_id"]) == ["c/5"]
+    assert store.queue_count(db, store.STATUSES, dataset="c") == 6
+    assert store.queue_count(db, store.STATUSES, dataset="other") == 0 and store.decided_datasets(db) == ["c"]
+    row = store.queue(db, ["excluded"], dataset="c", limit=1).iloc[0]
+    assert (row["dataset"], row["path"].endswith("000000000002.png")) == ("c", True)
+
+
+def test_the_audit_trail_shows_the_newest_rows_oldest_first(db: Database, photos: Path) -> None:
+    run_filter(db, detector=FixedDetector(), quiet=True)
+    for number in range(5):
+        moderation.decide(db, ["c/2"], "excluded", moderator="mia", reason=f"look {number}")
+    assert store.audit_count(db) == 5
+    assert list(store.audit_trail(db, limit=2)["reason"]) == ["look 3", "look 4"]
+    assert list(store.audit_trail(db)["reason"]) == [f"look {n}" for n in range(5)]
+
+
+def test_photo_files_by_key_agree_with_the_visible_images_view(db: Database, photos: Path) -> None:
+    """reads.visible_photo_files judges a few photos looked up by key with photo_visible, the macro the view is
+    defined with (migration 0007): the same photos, whatever their status, decision or bytes."""
+    run_filter(db, detector=FixedDetector(), quiet=True)
+    moderation.decide(db, ["c/6"], "cleared", moderator="mia", reason="adults only")
+    moderation.decide(db, ["c/1"], "excluded", moderator="mia", reason="second look")
+    with db.write() as cur:
+        cur.execute("UPDATE minors_decisions SET sha256 = 'other bytes' WHERE image_id = 'c/4'")
+    ids = [f"c/{i}" for i in range(0, 8)]
+    view = {r[0] for r in db.fetch_all("SELECT id FROM visible_images")}
+    assert set(reads.visible_photo_files(db, ids)) == view == {"c/5", "c/6"}

@@ -15,9 +15,10 @@ from streamlit.testing.v1 import AppTest
 from builders import image_bytes
 from dashboard import context, minors_review, photo_view
 from dashboard_support import APP, DATA, MODERATOR, PRODUCT, TIMEOUT, frame_with_column, open_app
+from db import minors
 from db.database import Database
 from pipeline.cli import main as pipeline_main
-from pipeline.minors import query_block
+from pipeline.minors import moderation, query_block
 from test_search_page import colour_photos
 
 
@@ -144,3 +145,42 @@ def test_moderators_see_the_searches_the_legal_block_refused(monkeypatch: pytest
     blocked = frame_with_column(at, "matched_words")
     assert blocked[["user_name", "query", "matched_words"]].values.tolist() == [
         ["rita", "a little boy with a kite", "little boy"], ["rita", "kids on a beach", "kids"]]
+
+
+def test_the_queue_is_read_one_page_at_a_time_from_sql(monkeypatch: pytest.MonkeyPatch, minors_db: Path) -> None:
+    """The page asks the database for one page of PAGE_SIZE decisions and for their count (db/minors.py), filtered
+    there; it never loads the whole queue."""
+    with Database(minors_db) as db, db.write() as cur:
+        cur.execute("UPDATE minors_decisions SET status = 'pending_review'")  # all 24 photos queued: two pages
+    asked: list[tuple] = []
+    queue = minors.queue
+    monkeypatch.setattr(minors, "queue", lambda db, statuses, dataset=None, text=None, limit=None, offset=0: (
+        asked.append((tuple(statuses), dataset, text, limit, offset)),
+        queue(db, statuses, dataset, text, limit, offset))[1])
+    at = open_app(monkeypatch, minors_db, MODERATOR, page="minors_page.py")
+    assert "Queue (24)" in [h.value for h in at.subheader]
+    first = at.multiselect(key="minors_bulk_ids").options
+    assert len(first) == 20 and first == sorted(first)  # by status, then photo id
+    at.number_input(key="minors_page").set_value(2).run()
+    second = at.multiselect(key="minors_bulk_ids").options
+    assert len(second) == 4 and not set(first) & set(second)
+    assert all(limit == 20 for *_, limit, _ in asked) and asked[-1][-1] == 20  # page 2 starts at row 20
+
+    at.text_input(key="minors_text").input("LITTLE BOY").run()  # a fired word in the reasons, in SQL
+    assert "Queue (1)" in [h.value for h in at.subheader]
+    assert at.multiselect(key="minors_bulk_ids").options == ["c/1"]
+    assert asked[-1][2] == "LITTLE BOY"
+
+
+def test_the_exports_are_made_when_called_and_hold_every_match(minors_db: Path) -> None:
+    """The page hands the download buttons these callables (Streamlit calls them on click), so a page run never
+    reads every decision to offer the CSVs; each holds every decision its filters match."""
+    with Database(minors_db) as db:
+        for number in range(3):
+            moderation.decide(db, ["c/1"], "excluded", moderator="mona", reason=f"look {number}")
+        queue_csv, audit_csv = minors_review.queue_file(db, [], None, None), minors_review.audit_file(db)
+        queued = minors_review.load_queue(db, [], None, None)["image_id"].tolist()
+        exported = pd.read_csv(io.BytesIO(queue_csv()))
+        assert exported["image_id"].tolist() == queued and "c/1" in queued
+        assert "words: little boy" in " ".join(exported["reason"])
+        assert pd.read_csv(io.BytesIO(audit_csv()))["reason"].tolist() == ["look 0", "look 1", "look 2"]

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from builders import IMG_A, IMG_B, IMG_C, flickr_dir, image_bytes
 from dashboard import ratings
 from dashboard_support import DATA, PRODUCT, frame_with_column, open_app, plotly_values
-from db import labels
+from db import database, eda, labels
 from db.database import Database
 from pipeline.cli import main as pipeline_main
 
@@ -205,6 +205,67 @@ def test_empty_database_names_the_command(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert "python -m pipeline ingest" in at.info[0].value
     assert not at.metric and not at.get("plotly_chart")
     assert "No labels yet" in at.info[1].value
+
+
+def test_a_page_run_reads_aggregates_and_single_pages_never_the_rating_tables(
+        monkeypatch: pytest.MonkeyPatch, studio_db: Path) -> None:
+    """Pages that scale: the charts come from the cube, the pickers and lists from one LIMITed page, the drill-downs
+    from one query's or photo's pairs; no statement joins or scans the rating tables at page time."""
+    at = open_app(monkeypatch, studio_db)  # the Overview page first; then only what the Ratings page runs
+    seen: list[str] = []
+    check = database.check_read_only
+    monkeypatch.setattr(database, "check_read_only", lambda sql: (seen.append(sql), check(sql))[1])
+    at.switch_page(PAGE).run()
+    assert not at.exception and at.title[0].value == "Ratings EDA" and seen
+    raw = [sql for sql in seen if any(t in sql for t in ("expert_ratings", "crowd_ratings", " relevance"))]
+    assert raw == []
+    for table in ("rated_queries", "rated_images"):
+        reads = [sql for sql in seen if table in sql]
+        assert reads and all("LIMIT" in sql for sql in reads), table
+    assert all("GROUP BY" in sql or "LIMIT" in sql for sql in seen if "FROM labels" in sql)
+    assert any("FROM rating_cube" in sql for sql in seen)
+
+
+def test_pickers_search_in_sql_and_list_one_page(monkeypatch: pytest.MonkeyPatch, studio_db: Path) -> None:
+    at = open_app(monkeypatch, studio_db, page=PAGE)
+    assert at.selectbox(key="eda_query").value == f"alpha/{IMG_B}#0"  # by text: "A black dog ..." comes first
+    at.text_input(key="eda_query_search").input("DOG").run()
+    assert not at.exception
+    assert at.selectbox(key="eda_query").options == ["A black dog and a spotted dog are fighting · 3 pairs",
+                                                     "A dog runs on the beach . · 2 pairs"]
+    at.text_input(key="eda_image_search").input("3000000000").run()
+    assert at.selectbox(key="eda_image").options == [f"beta/{CAT} · 1 pairs"]
+    at.text_input(key="eda_image_search").input("no such photo").run()
+    assert "No judged photo matches." in [i.value for i in at.tabs[1].info]
+
+    with Database(studio_db) as db:
+        everything = eda.find_queries(db, None, None, limit=100)
+        assert eda.find_queries(db, None, None, limit=2).equals(everything.head(2))  # the rank's first page
+        assert eda.find_queries(db, "beta", None)["query_id"].tolist() == [f"beta/{DOG}#0", f"beta/{CAT}#0"]
+        assert eda.find_images(db, "alpha", None, limit=2)["image_id"].tolist() == [f"alpha/{IMG_A}",
+                                                                                    f"alpha/{IMG_B}"]
+        total, first = eda.pairs_of_query(db, eda.PairFilter(), f"alpha/{IMG_B}#0", limit=2)
+        assert (total, len(first)) == (3, 2) and first["image_id"].tolist() == [f"alpha/{IMG_B}", f"alpha/{IMG_C}"]
+        total, narrowed = eda.pairs_of_query(db, eda.PairFilter(score_range=(3.0, 4.0)), f"alpha/{IMG_B}#0")
+        assert (total, narrowed["image_id"].tolist()) == (1, [f"alpha/{IMG_B}"])
+
+
+def test_labels_are_counted_and_paged_in_sql(tmp_path: Path, studio_db: Path) -> None:
+    path = tmp_path / "labels.duckdb"
+    path.write_bytes(studio_db.read_bytes())
+    with Database(path) as db:
+        with db.write() as cur:
+            for number in range(5):
+                labels.add(cur, user="dana", query=f"q{number}", encoder="test", write_key=f"k{number}",
+                           flag=labels.Flag(f"alpha/{IMG_B}", rank=1, score=0.5, verdict="relevant"))
+            labels.add(cur, user="dana", query="gone", encoder="test", write_key="k-gone",
+                       flag=labels.Flag("nowhere/photo.jpg", rank=1, score=0.5, verdict="offensive"))
+        counts = labels.verdict_counts(db)
+        assert counts.values.tolist() == [["(unknown photo)", "offensive", 1], ["alpha", "relevant", 5]]
+        assert labels.verdict_counts(db, "alpha")["labels"].sum() == 5
+        assert labels.verdict_counts(db, "beta").empty
+        pages = [eda.labels_page(db, "alpha", 2, offset) for offset in (0, 2, 4)]
+        assert [page["query"].tolist() for page in pages] == [["q4", "q3"], ["q2", "q1"], ["q0"]]  # newest first
 
 
 # ------------------------------------------------------------------------------------------------- statistics

@@ -12,7 +12,7 @@ import pytest
 
 from builders import coco_dir, ingest
 from db import embeddings as store
-from db import perception
+from db import perception, reads
 from db.database import Database
 from fakes import ColourEncoder
 from pipeline import bridge
@@ -182,6 +182,41 @@ def test_filter_and_explanations_read_current_bytes_only(db: Database, searcher:
     assert why["c/3"].text() == "objects: not perceived yet"
     shown = store.objects_on_visible_photos(db, PERCEIVER_ID, PRESENT)
     assert list(zip(shown["label"], shown["photos"])) == [("person", 3), ("dog", 2)]  # most photos first; c/3 out
+
+
+def test_lookups_by_key_agree_with_the_visible_images_view(db: Database, searcher: Searcher) -> None:
+    """The per-answer checks read a few photos by key (db.reads.visible_keyed: photo_visible, the macro the view is
+    defined with) instead of filtering the view: the same photos, whatever the decision, its bytes or the photo's."""
+    moderation.decide(db, ["c/2"], "excluded", moderator="mia", reason="test")
+    with db.write() as cur:
+        cur.execute("UPDATE minors_decisions SET status = 'pending_review' WHERE image_id = 'c/4'")
+        cur.execute("UPDATE minors_decisions SET sha256 = 'other bytes' WHERE image_id = 'c/5'")
+        cur.execute("UPDATE images SET sha256 = 'replaced' WHERE id = 'c/3'")  # decision and vector of old bytes
+        for table, key in (("images", "id"), ("minors_decisions", "image_id")):  # cleared new bytes, vector of old
+            cur.execute(f"UPDATE {table} SET sha256 = 'new' WHERE {key} = 'c/6'")
+        cur.execute("INSERT INTO captions VALUES ('c/x#1', 'c', 'c/1', 'a red photo', 'test'), "
+                    "('c/x#2', 'c', 'c/2', 'an excluded photo', 'test')")
+    ids = [f"c/{i}" for i in range(0, 8)]
+    view = {r[0] for r in db.fetch_all("SELECT id FROM visible_images")}
+    assert view == {"c/1", "c/6"}
+    assert store.visible_subset(db, ids) == view
+    with_vectors = {r[0] for r in db.fetch_all("SELECT v.id FROM visible_images v JOIN embeddings e ON e.image_id "
+                                               "= v.id AND e.sha256 = v.sha256 WHERE e.encoder_id = ?",
+                                               [ColourEncoder().id])}
+    assert store.visible_subset(db, ids, ColourEncoder().id) == with_vectors == {"c/1"}
+    assert store.visible_showing(db, PERCEIVER_ID, ids, ["dog", "person"], PRESENT, ColourEncoder().id) == {"c/1"}
+    assert store.visible_showing(db, PERCEIVER_ID, ids, ["dog"], PRESENT) == {"c/1"}
+    assert store.visible_subset(db, []) == set() and reads.visible_captions_of(db, []) == {}
+    captions = db.fetch_all("SELECT c.image_id, list(c.text ORDER BY c.id) FROM captions c JOIN visible_images v "
+                            "ON v.id = c.image_id GROUP BY c.image_id")
+    assert reads.visible_captions_of(db, ids) == dict(captions) and "an excluded photo" not in str(captions)
+    assert set(reads.visible_photo_files(db, ids)) == view
+    assert set(perception.detections_of(db, PERCEIVER_ID, ids)["image_id"]) == {"c/1", "c/2", "c/4", "c/5"}
+    assert perception.perceived_ids(db, PERCEIVER_ID, ids) == {"c/1", "c/2", "c/4", "c/5"}  # c/3, c/6: new bytes
+    assert perception.perceived_ids(db, PERCEIVER_ID, []) == set()
+    many = [f"c/{i}" for i in range(reads.KEYED_LIMIT + 1)]  # past the keyed limit: one scan, the same answer
+    assert store.visible_subset(db, many, ColourEncoder().id) == {"c/1"}
+    assert set(perception.detections_of(db, PERCEIVER_ID, many)["image_id"]) == {"c/1", "c/2", "c/4", "c/5"}
 
 
 def test_cli_embed_reports_unperceived_and_search_filters_and_explains(tmp_path: Path, capsys) -> None:

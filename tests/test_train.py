@@ -7,6 +7,7 @@ from pathlib import Path
 
 import joblib
 import numpy as np
+import pandas as pd
 import pytest
 
 from builders import coco_dir, ingest
@@ -14,7 +15,7 @@ from db import labels
 from db import models as model_store
 from db.database import Database
 from fakes import ColourEncoder
-from pipeline import models, targets, train
+from pipeline import caption_features, models, targets, train
 from pipeline.embed import embed
 from pipeline.features import FEATURE_SETS, FeatureError
 from test_embed import solid
@@ -132,6 +133,48 @@ def test_feedback_labels_join_training(coco: Database, tmp_path: Path) -> None:
     assert run["feedback_pairs"] == 30 and run["pairs"] == len(prepared.target.pairs)
 
 
+def test_feature_sets_share_their_blocks_and_equal_sets_computed_alone(coco: Database, monkeypatch) -> None:
+    """prepare computes the caption block once for `captions` and `image+captions` (and the image block once for
+    `image` and `image+captions`), and each set equals what its builder computes on its own."""
+    calls = []
+    compute = caption_features.compute
+    monkeypatch.setattr(caption_features, "compute", lambda *a, **k: calls.append(1) or compute(*a, **k))
+    prepared = train.prepare(coco, ColourEncoder(), target=targets.CATEGORY_PAIRS)
+    assert list(prepared.features) == ["image", "captions", "image+captions"] and len(calls) == 1
+    assert set(prepared.feature_seconds) == {"sources", "image", "captions", "image+captions"}
+    for name, builder in prepared.builders.items():
+        pd.testing.assert_frame_equal(prepared.features[name], builder(prepared.pairs))
+    both = prepared.features["image+captions"]
+    assert list(both.columns) == list(prepared.features["image"].columns) + list(prepared.features["captions"].columns)
+    assert prepared.builders["image"].basis is prepared.builders["image+captions"].basis  # one basis, fitted once
+
+
+def test_fits_in_worker_processes_equal_fits_one_after_another() -> None:
+    """The fold fits of a slow model run in worker processes: same predictions and parameters as in-process."""
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(240, 4)), columns=list("abcd"))
+    y = 1 / (1 + np.exp(-X["a"].to_numpy() - X["b"].to_numpy() ** 2)) + rng.normal(0, 0.05, 240)
+    groups = np.repeat(np.arange(60), 4).astype(str)
+    rows = [np.arange(240) % 3 != k for k in range(3)] + [None]
+    held = [np.flatnonzero(np.arange(240) % 3 == k) for k in range(3)] + [None]
+    alone = train._fit_all("hist-gradient-boosting", X, y, groups, rows, held, "a", threads=1)
+    workers = train._fit_all("hist-gradient-boosting", X, y, groups, rows, held, "a", threads=2)
+    for (left, left_params, _), (right, right_params, seconds) in zip(alone[:-1], workers[:-1]):
+        np.testing.assert_array_equal(left, right)
+        assert left_params == right_params and 0 < seconds["search"] < seconds["fit"]
+    np.testing.assert_array_equal(alone[-1][0].predict(X), workers[-1][0].predict(X))  # the final fit's model
+    assert models.is_slow("hist-gradient-boosting") and not models.is_slow("ridge")
+
+
+def test_fit_reports_its_search_share() -> None:
+    X = pd.DataFrame({"cosine": np.linspace(0, 1, 60), "other": np.tile([0.0, 1.0], 30)})
+    seconds = {}
+    models.fit("ridge", X, X["cosine"].to_numpy(), np.arange(60) % 6, zero_shot_score="cosine", seconds=seconds)
+    assert 0 < seconds["search"] < seconds["fit"]
+    models.fit("zero-shot", X, X["cosine"].to_numpy(), np.arange(60) % 6, zero_shot_score="cosine", seconds=seconds)
+    assert seconds["search"] == 0 and seconds["fit"] > 0
+
+
 # ------------------------------------------------------------------------------------------------ refusals
 def _nothing_changed(db: Database, before: int) -> bool:
     return int(db.fetch_all("SELECT count(*) FROM model_runs")[0][0]) == before
@@ -179,7 +222,7 @@ def test_nan_features_are_refused_naming_the_pair(coco: Database) -> None:
 
 def test_non_finite_features_are_refused_naming_the_pair(coco: Database) -> None:
     prepared = train.prepare(coco, ColourEncoder(), target=targets.CATEGORY_PAIRS, feature_set_names=["image"])
-    features = train._builder(coco, ColourEncoder(), FEATURE_SETS["image"], prepared.pairs, "c")
+    features = train._builders(coco, ColourEncoder(), [FEATURE_SETS["image"]], prepared.pairs, "c")["image"]
     features.photo_vectors = {k: np.full_like(v, np.inf) for k, v in features.photo_vectors.items()}
     with pytest.raises(FeatureError, match=r"NaN or infinite features \(first: image c/"), np.errstate(invalid="ignore"):
         features(prepared.pairs)

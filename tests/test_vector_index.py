@@ -60,3 +60,21 @@ def test_pages_never_repeat_or_skip_rows_tied_in_score() -> None:
     seen = [image_id for page in pages for image_id, _ in page]
     assert len(seen) == 60 and len(set(seen)) == 60
     assert seen == [image_id for image_id, _ in index.top_k(query, 60)]
+
+
+def test_a_dropped_index_frees_its_spill_file() -> None:
+    """The search drops an index it swapped out without closing it (a search may still read it): collecting it
+    closes the float32 row file and removes its folder, so swapped-out indexes do not pile up on disk."""
+    import gc
+    import os
+    from pathlib import Path
+
+    vectors = random_unit(1_000, 8, 3)
+    index = VectorIndex.build_with([([f"p{i}" for i in range(1_000)], vectors)], quantize=True)
+    folder, fd = Path(index._spill.name), index._exact._fd
+    assert folder.exists() and os.fstat(fd)
+    del index
+    gc.collect()
+    assert not folder.exists()
+    with pytest.raises(OSError):
+        os.fstat(fd)

@@ -35,6 +35,9 @@ class Encoder(ABC):
     id: str
     dim: int
     feature_id: str  # names what `extract` returns; equals `id` when `project` is the identity
+    # JPEGs are decoded at the smallest 1/2, 1/4 or 1/8 scale keeping both sides at least this long (None: full
+    # size): decoding a 12-megapixel photo in full for a 224-pixel view is most of the work thrown away.
+    draft_side: int | None = None
 
     @property
     def text_id(self) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pipeline.encoders import onnx_runtime
 from pipeline.encoders.base import Encoder, WeightsUnavailable, l2_normalise
 from pipeline.encoders.minilm import MiniLMText
 from pipeline.object_text import (ObjectFusion, PhotoObjects, PhraseVectors, data_free_center, fuse,
@@ -39,9 +41,10 @@ WEIGHTS_HINT = (
     "old torch, hence --no-deps), or download torchvision's MobileNet_V2_Weights.IMAGENET1K_V1 file"
 )
 CLASS_TEMPLATE = "a photo of a {}."
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 # Test-time views: (resize mode, side). "center" = shorter side to side*8/7 then centre crop; "full" = squash.
-DEFAULT_VIEWS: tuple[tuple[str, int], ...] = (("center", 224), ("full", 224), ("full", 288))
+# Each view is run once, or also mirrored with ``flip``. Chosen by cross-fitted R@1 per view set (README).
+DEFAULT_VIEWS: tuple[tuple[str, int], ...] = (("full", 224),)
+DEFAULT_FLIP = True
 
 
 def weights_path() -> Path:
@@ -156,28 +159,42 @@ def fit_bridge(
 
 
 class OfflineEncoder(Encoder):
-    """MobileNetV2 + bridge (+ detected objects) for photos, MiniLM for texts: 384-d vectors, weights from registry
-    packages."""
+    """MobileNetV2 (on ONNX Runtime) + bridge (+ detected objects) for photos, MiniLM for texts: 384-d vectors,
+    weights from registry packages."""
 
     dim = MiniLMText.dim
 
     def __init__(self, bridge: Bridge | None = None, views: Sequence[tuple[str, int]] = DEFAULT_VIEWS,
-                 objects: ObjectFusion | None = None) -> None:
-        from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
+                 objects: ObjectFusion | None = None, *, flip: bool = DEFAULT_FLIP, threads: int | None = None) -> None:
+        from torchvision.models import MobileNet_V2_Weights
 
         self.views = tuple(views)
+        self.flip = flip
         self.bridge = bridge or Bridge()
         self.objects = objects
-        model = mobilenet_v2()
-        model.load_state_dict(torch.load(weights_path(), map_location="cpu", weights_only=True))
-        self.model = model.eval()
+        self.session = onnx_runtime.session(onnx_runtime.exported_model(weights_path()),
+                                            threads or torch.get_num_threads())
         self.text = MiniLMText()
         self.phrases = PhraseVectors(self.text.encode)
         self.categories: list[str] = MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"]
         self.class_embeddings = self.text.encode([CLASS_TEMPLATE.format(c) for c in self.categories])
-        self.views_id = "+".join(f"{mode}{side}" for mode, side in self.views)
-        self.feature_id = f"mobilenet_v2-imagenet1k-logits-{self.views_id}"
         self.id = self._id()
+
+    @property
+    def views_id(self) -> str:
+        """The views, e.g. "full224-noflip". Mirrored views carry no suffix: they were the only kind before
+        mirroring became optional, so the ids stored then still name the same features."""
+        return "+".join(f"{mode}{side}" for mode, side in self.views) + ("" if self.flip else "-noflip")
+
+    @property
+    def feature_id(self) -> str:
+        return f"mobilenet_v2-imagenet1k-logits-{self.views_id}"
+
+    @property
+    def draft_side(self) -> int:
+        """The shortest side every view can be cut from without upscaling ("center" resizes the shorter side to
+        side*8/7 before cropping): larger JPEGs are decoded at a reduced scale down to it (pipeline/photos.py)."""
+        return max(math.ceil(side * 8 / 7) if mode == "center" else side for mode, side in self.views)
 
     def _id(self) -> str:
         """Names the vector space: bridge, object fusion (perceiver and weight) and views; vectors never mix."""
@@ -204,24 +221,18 @@ class OfflineEncoder(Encoder):
         return self._clone(objects=objects)
 
     def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, ...]:
-        largest = max(side for _, side in self.views)
-        image.draft("RGB", (largest, largest))  # JPEG: decode big photos at a reduced scale, much faster
         image = image.convert("RGB")
         return tuple(_view(image, mode, side) for mode, side in self.views)
 
-    @torch.inference_mode()
     def extract(self, batch: Sequence[torch.Tensor]) -> np.ndarray:
-        """Mean logits over views and horizontal flips. Views arrive as uint8 (4x less to move from the loader
-        worker than float32) and are normalised here."""
-        total = None
-        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255
-        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255
+        """Mean logits over views (and their mirror images with ``flip``). Views arrive as uint8 (4x less to move
+        from the loader worker than float32); the exported graph normalises them."""
+        total = np.zeros((len(batch[0]), 1000), np.float32)
         for view in batch:
-            view = (view.float() - mean) / std
-            for pixels in (view, torch.flip(view, dims=[3])):
-                logits = self.model(pixels)
-                total = logits if total is None else total + logits
-        return (total / (2 * len(batch))).numpy()
+            pixels = view.numpy()
+            for mirrored in (False, True) if self.flip else (False,):
+                total += onnx_runtime.logits(self.session, pixels[..., ::-1] if mirrored else pixels)
+        return total / (len(batch) * (2 if self.flip else 1))
 
     def project(self, features: np.ndarray) -> np.ndarray:
         if self.objects is not None:

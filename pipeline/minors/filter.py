@@ -45,6 +45,7 @@ from pipeline.minors import lexicon
 from pipeline.minors.clip_check import ClipChildCheck
 from pipeline.minors.detector import PeopleDetector
 from pipeline.minors.image_layer import CHILD_FACE, NOBODY, PEOPLE, YOUNG_FACE, ImageLayer
+from pipeline.progress import bar
 
 EXCLUDED, CLEARED, PENDING = "excluded", "cleared", "pending_review"
 SEVERITY = {CLEARED: 0, PENDING: 1, EXCLUDED: 2}
@@ -136,7 +137,7 @@ def _people_counts(db: Database, detector: PeopleDetector, photos, quiet: bool) 
     ids, cached = vectors_store.cached_features(db, detector.id, photos["image_id"].tolist())
     counts = dict(zip(ids, cached))
     todo = photos[~photos["image_id"].isin(counts)]
-    for photo in tqdm(list(todo.itertuples()), desc="people detector", unit="photo", disable=quiet):
+    for photo in bar(list(todo.itertuples()), desc="people detector", unit="photo", disable=quiet):
         found = detector.count(photo.path, photo.sha256)
         if found is None:
             continue  # unreadable now, or not the ingested bytes: stays fail-closed
