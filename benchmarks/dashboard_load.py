@@ -67,7 +67,7 @@ def main() -> None:
             labels_before = labels.count(db)
         shared = context.shared_database(str(path))
         with shared.use() as db:
-            setup = live_search.read_setup(db)
+            setup = live_search.read_setup(db, str(path))
         if not setup.encoders:
             sys.exit("no searchable photos: run the pipeline's filter and embed stages first")
         encoder_id = setup.encoders[0]

@@ -73,8 +73,10 @@ class SearchSetup:
     objects_current: bool  # False while a recount runs: ``objects`` are then those of before (None before the first)
 
 
-def read_setup(db: Database) -> SearchSetup:
-    objects, current = object_counts(str(db.path)).get(store.objects_version(db))
+def read_setup(db: Database, db_path: str) -> SearchSetup:
+    """``db_path``: the database the dashboard serves. Not ``db.path``: while a long run holds the claim, ``db`` is
+    its read-only snapshot, and the cached object counts must belong to the served database."""
+    objects, current = object_counts(db_path).get(store.objects_version(db))
     return SearchSetup(store.encoders_with_vectors(db)["encoder_id"].tolist(), model_store.reranker(db), objects,
                        current)
 

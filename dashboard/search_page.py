@@ -103,7 +103,7 @@ def main() -> None:
     stage_progress.waiting_notice(__file__)
     context.show_remembered()
     with context.page_database() as db:
-        setup = live_search.read_setup(db)
+        setup = live_search.read_setup(db, str(context.db_path()))
     if not setup.encoders:
         st.info("No searchable photos yet: run `python -m pipeline filter` and `python -m pipeline embed` "
                 f"(after `python -m pipeline ingest`), or `./studio demo`. {context.how_to_build()}")

@@ -167,6 +167,14 @@ def test_new_data_reruns_every_stage(path: Path) -> None:
         cur.execute("INSERT INTO datasets VALUES ('coco-mini', 'coco', '/data', 'abc', 7)")
     demo_runner.run(path, record, stages=STAGES)
     assert ran == ["one", "two", "three"] * 2
+    # The file deleted and rebuilt: its ingest run ids start from 1 again, but nothing in it was done.
+    path.unlink()
+    with Database(path) as db, db.write() as cur:
+        cur.execute("INSERT INTO ingest_runs (id, dataset, source, layout, started, status) "
+                    "VALUES (7, 'coco-mini', '/data', 'coco', now(), 'ok')")
+        cur.execute("INSERT INTO datasets VALUES ('coco-mini', 'coco', '/data', 'abc', 7)")
+    demo_runner.run(path, record, stages=STAGES)
+    assert ran == ["one", "two", "three"] * 3
 
 
 def test_pages_read_the_snapshot_while_the_claim_is_held_and_writes_never_go_there(path: Path) -> None:
@@ -223,6 +231,8 @@ def test_a_quiet_bar_still_reports_its_count() -> None:
     progress.bar(total=1, disable=True).update(1)  # no listener: nothing to tell, no error
 
 
+# A page's background work (the must-show recount) once opened the snapshot read-write as if it were the database.
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 def test_the_overview_shows_the_running_stage_and_other_pages_say_what_they_wait_for(
         path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from db.shared import publish_snapshot
@@ -242,6 +252,7 @@ def test_the_overview_shows_the_running_stage_and_other_pages_say_what_they_wait
         for page, stages in (("search_page.py", "`filter` (pending), `embed` (pending), `fit-bridge` (pending)"),
                              ("models_page.py", "`evaluate-retrieval` (pending), `train` (pending)")):
             at.switch_page(page).run()
+            assert not at.exception, [e.value for e in at.exception]
             assert f"waits for the background stage(s) {stages}" in " ".join(i.value for i in at.info), page
     # The process ended without finishing `perceive`: the Overview tells how to resume.
     at = open_app(monkeypatch, path, MODERATOR)
