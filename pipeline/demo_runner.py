@@ -120,9 +120,15 @@ def write_status(db_path: str | Path, status: DemoStatus) -> None:
 
 
 def plan(previous: DemoStatus | None, signature: str, stages: Sequence[DemoStage] = DEMO_STAGES) -> DemoStatus:
-    """A new run's status: stages that finished on the same data before are skipped, the rest pending."""
-    finished = {s.name for s in previous.stages if s.state in ("done", "skipped")} \
-        if previous is not None and previous.signature == signature else set()
+    """A new run's status: the leading stages that finished on the same data before are skipped, the rest pending.
+    Only a leading run of them: once a stage runs again (say `perceive`, which had failed), every later stage
+    runs too, as they read what it writes."""
+    finished: set[str] = set()
+    if previous is not None and previous.signature == signature:
+        for before in previous.stages:
+            if before.state not in ("done", "skipped"):
+                break
+            finished.add(before.name)
     now = datetime.now().isoformat(timespec="seconds")
     return DemoStatus(os.getpid(), now, signature, stages=[
         StageState(s.name, "skipped" if s.name in finished else "pending",
@@ -240,5 +246,5 @@ def view(db_path: str | Path) -> RunView | None:
     running = claim is not None and str(claim.get("stage", "")).startswith("demo") and status.finished is None
     stopped = None
     if not running:
-        stopped = next((s for s in status.stages if s.state == "running" or (s.state == "failed")), None)
+        stopped = next((s for s in status.stages if s.state in ("running", "failed")), None)
     return RunView(status, running, stopped)

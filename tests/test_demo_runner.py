@@ -83,6 +83,9 @@ def test_a_failed_stage_stops_the_needed_ones_after_it_but_an_optional_failure_d
     assert demo_runner.run(path, optional_fails, stages=STAGES) == 0
     states = {s.name: (s.state, s.message) for s in demo_runner.read_status(path).stages}
     assert states["two"] == ("failed", "error: the weights are missing") and states["three"][0] == "done"
+    ran: list[str] = []
+    assert demo_runner.run(path, lambda argv: ran.append(argv[0]) or 0, stages=STAGES) == 0
+    assert ran == ["two", "three"]  # `three` reads what `two` writes: it runs again after it
 
     def needed_fails(argv: list[str]) -> int:
         return 1 if argv[0] == "one" else 0
