@@ -15,7 +15,6 @@ import json
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm import tqdm
 
 from db import embeddings as store
 from db.database import Database

@@ -32,7 +32,6 @@ import sklearn
 from joblib import Parallel, delayed
 from sklearn.model_selection import GroupKFold
 from threadpoolctl import threadpool_limits
-from tqdm import tqdm
 
 from db import embeddings as store
 from db import models as model_store

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from builders import coco_dir, ingest
+from builders import ingest
 from db import embeddings as store
 from db import perception, reads
 from db.database import Database

@@ -35,7 +35,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm import tqdm
 
 from db import embeddings as vectors_store
 from db import minors as store
