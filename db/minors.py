@@ -10,6 +10,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from db import reads
 from db.database import Database
 
 STATUSES = ("excluded", "cleared", "pending_review")
@@ -80,21 +81,22 @@ def queue(db: Database, statuses: Sequence[str], dataset: str | None = None, tex
 
     The page's photo ids are chosen first (sorting ids only, however deep the page), then their decisions and photos
     are read by key (the ART indexes of the primary keys; MATERIALIZED keeps those lookups from becoming joins over
-    every row)."""
+    every row; db.reads.keyed_in)."""
     ids = [row[0] for row in db.fetch_all(
         f"SELECT m.image_id FROM minors_decisions m {_QUEUE_WHERE} "
         "ORDER BY m.status, m.image_id LIMIT $limit OFFSET $offset",
         {**_queue_params(statuses, dataset, text), "limit": limit, "offset": offset})]
+    where, keys = reads.keyed_in(ids)
     return db.fetch_df(
-        """
-        WITH m AS MATERIALIZED (SELECT * FROM minors_decisions WHERE image_id IN (SELECT unnest($ids))),
-             p AS MATERIALIZED (SELECT id, dataset, path FROM images WHERE id IN (SELECT unnest($ids)))
+        f"""
+        WITH m AS MATERIALIZED (SELECT * FROM minors_decisions WHERE image_id {where}),
+             p AS MATERIALIZED (SELECT id, dataset, path FROM images WHERE id {where})
         SELECT m.image_id, m.status, m.reasons, m.rule_set_version, m.decided_by, m.moderator, m.decided_at,
                p.dataset, d.root || '/' || p.path AS path, m.sha256
         FROM m JOIN p ON p.id = m.image_id JOIN datasets d ON d.id = p.dataset
         ORDER BY m.status, m.image_id
         """,
-        {"ids": ids},
+        [*keys, *keys],
     )
 
 

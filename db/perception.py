@@ -70,8 +70,7 @@ def _current(table: str, perceiver: str, image_ids: Sequence[str] | None) -> tup
     if image_ids is None:
         return (f"WITH p AS (SELECT * FROM {table} WHERE perceiver = ?), i AS (SELECT id, sha256 FROM images)",
                 [perceiver])
-    ids = list(image_ids) or [None]  # IN (NULL) matches nothing, as an empty list should
-    where, keys = reads.keyed_in(ids)
+    where, keys = reads.keyed_in(list(image_ids))
     return (f"WITH p0 AS MATERIALIZED (SELECT * FROM {table} WHERE image_id {where}), "
             "p AS (SELECT * FROM p0 WHERE perceiver = ?), "
             f"i AS MATERIALIZED (SELECT id, sha256 FROM images WHERE id {where})", [*keys, perceiver, *keys])
