@@ -147,20 +147,24 @@ def _lock_within(fd: int, db_path: str | Path, wait_seconds: float) -> None:
             time.sleep(0.1)
 
 
-def _write_claim(db_path: str | Path, stage: str) -> None:
-    """Write the claim file whole or not at all: a reader never sees half a claim."""
-    path = claim_path(db_path)
+def write_whole(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all (a temporary file renamed over it): a reader in another
+    process never sees half a file (the claim, the demo runner's status)."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    claim = {"pid": os.getpid(), "stage": stage, "started": datetime.now().isoformat()}
     try:
         with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(claim))
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except OSError:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _write_claim(db_path: str | Path, stage: str) -> None:
+    write_whole(claim_path(db_path),
+                json.dumps({"pid": os.getpid(), "stage": stage, "started": datetime.now().isoformat()}))
 
 
 def update_claim(db_path: str | Path, stage: str) -> None:

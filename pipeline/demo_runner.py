@@ -112,11 +112,7 @@ def read_status(db_path: str | Path) -> DemoStatus | None:
 
 
 def write_status(db_path: str | Path, status: DemoStatus) -> None:
-    """Whole or not at all: the page never reads half a file."""
-    path = status_path(db_path)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(asdict(status)), encoding="utf-8")
-    os.replace(tmp, path)
+    shared.write_whole(status_path(db_path), json.dumps(asdict(status)))
 
 
 def plan(previous: DemoStatus | None, signature: str, stages: Sequence[DemoStage] = DEMO_STAGES) -> DemoStatus:
