@@ -9,6 +9,7 @@ the role again itself (context.require_role), and every run re-checks the user a
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 
 import streamlit as st
@@ -18,12 +19,27 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:
     sys.path.insert(0, str(HERE.parent))
 
-from dashboard import roles, signin  # noqa: E402 - needs the project root on sys.path first
+from dashboard import context, roles, signin  # noqa: E402 - needs the project root on sys.path first
 
 
 def pages_for(role: str) -> list[st.Page]:
     return [st.Page(HERE / file, title=title, icon=icon, default=(file == "home_page.py"))
             for file, title, icon, allowed in roles.PAGES if role in allowed]
+
+
+@st.cache_resource
+def warm_search(path: str) -> threading.Thread:
+    """Once per process and database, after the first page a user opens: the Live search index built in the
+    background (live_search.warm_newest_index), the search code (torch: seconds) imported there too, so the first
+    query waits for neither (pages rendered meanwhile share the CPU with the build)."""
+    def warm() -> None:
+        from dashboard import live_search
+
+        live_search.warm_newest_index(path)
+
+    thread = threading.Thread(target=warm, daemon=True, name="warm-search-index")
+    thread.start()
+    return thread
 
 
 st.set_page_config(page_title="With Sense studio", layout="wide")
@@ -36,3 +52,4 @@ else:
         st.caption(f"Signed in as **{user.name}** ({user.role})")
         st.button("Sign out", on_click=signin.sign_out)
     st.navigation(pages_for(user.role)).run()
+    warm_search(str(context.db_path()))

@@ -1,7 +1,8 @@
 """Data and figures for the Model comparison page, kept apart from Streamlit so they can be unit-tested without it.
 
-The page reads `model_runs`, one run's out-of-fold predictions and `retrieval_metrics` in short blocks on the
-shared database (dashboard/context.py); everything here works on the DataFrames those reads return. Metrics are
+The page reads `model_runs`, one run's out-of-fold predictions (for a run of more than SCATTER_LIMIT pairs, their
+counts per cell and per expert score, aggregated in SQL) and `retrieval_metrics` in short blocks on the shared
+database (dashboard/context.py); everything here works on the DataFrames those reads return. Metrics are
 stored as JSON strings (db/models.py), so they are parsed once here into plain columns.
 """
 
@@ -29,6 +30,11 @@ PREFERRED_METRICS = ("r2", "mse", "spearman", "tau_c_expert_1", "tau_c_expert_2"
 EXPERTS = ("expert_1", "expert_2", "expert_3")
 OFF = "off"  # the re-ranker choice that switches re-ranking off (run ids always contain slashes)
 TRAIN_COMMAND = "python -m pipeline train"
+# A run with more out-of-fold pairs than this is drawn from SQL aggregates (a density grid, residual boxes)
+# instead of point by point: 200,000 points took ~1.9 s of a page run at load 2.5 on 2 cores (read 0.5 s, figure
+# 0.4 s, sending it 1.0 s; benchmarks/dashboard_scale.py), and no screen shows that many points apart.
+SCATTER_LIMIT = 20_000
+DENSITY_BINS = 60  # cells per axis of that grid
 
 
 @dataclass(frozen=True)
@@ -138,6 +144,63 @@ def predicted_vs_actual_figure(predictions: pd.DataFrame) -> go.Figure:
     return figure
 
 
+@dataclass(frozen=True)
+class RunPredictions:
+    """One run's out-of-fold predictions as the page reads them: every pair (``predictions``, with the expert
+    scores) up to SCATTER_LIMIT pairs; above it only SQL aggregates (``density``, ``boxes``), never the pairs."""
+
+    pairs: int
+    predictions: pd.DataFrame | None  # model_store.predictions, when not counted
+    density: pd.DataFrame | None  # model_store.prediction_density, when counted
+    boxes: pd.DataFrame | None  # model_store.residual_boxes, when counted
+
+    @property
+    def counted(self) -> bool:
+        return self.predictions is None
+
+
+@dataclass(frozen=True)
+class PredictionCharts:
+    scatter: go.Figure  # predicted vs actual: every pair, or their density
+    residuals: go.Figure | None  # None when no pair has all three expert scores
+    rated: int  # pairs with all three expert scores
+
+
+def read_predictions(db: Database, run_id: str) -> RunPredictions:
+    pairs = model_store.prediction_count(db, run_id)
+    if pairs > SCATTER_LIMIT:
+        return RunPredictions(pairs, None, model_store.prediction_density(db, run_id, DENSITY_BINS),
+                              model_store.residual_boxes(db, run_id))
+    return RunPredictions(pairs, model_store.predictions(db, run_id), None, None)
+
+
+def prediction_charts(read: RunPredictions) -> PredictionCharts:
+    if read.counted:
+        rated = int(read.boxes["pairs"].sum())
+        return PredictionCharts(density_figure(read.density), residual_boxes_figure(read.boxes) if rated else None,
+                                rated)
+    residuals = residuals_by_expert(read.predictions)
+    return PredictionCharts(predicted_vs_actual_figure(read.predictions),
+                            residuals_figure(residuals) if len(residuals) else None, len(residuals))
+
+
+def density_figure(density: pd.DataFrame) -> go.Figure:
+    """Predicted vs actual for a run too large to draw point by point: pairs per cell of model_store's grid
+    (empty cells left blank), with the line of perfect predictions."""
+    figure = go.Figure()
+    figure.add_heatmap(
+        name="pairs", x=density["actual"], y=density["predicted"], z=density["pairs"], colorscale="Viridis",
+        colorbar={"title": "pairs"},
+        hovertemplate="actual ~%{x:.3f}, predicted ~%{y:.3f}<br>%{z:,} pairs<extra></extra>",
+    )
+    low = float(min(density["actual"].min(), density["predicted"].min()))
+    high = float(max(density["actual"].max(), density["predicted"].max()))
+    figure.add_scatter(name="perfect", x=[low, high], y=[low, high], mode="lines",
+                       line={"dash": "dash", "color": "grey"})
+    figure.update_layout(xaxis_title="actual relevance", yaxis_title="predicted (out of fold)", showlegend=False)
+    return figure
+
+
 def residuals_by_expert(predictions: pd.DataFrame) -> pd.DataFrame:
     """Residual (predicted - actual) of each pair the three experts rated, with the experts' mean score rounded
     to the 1..4 scale (a mean of three integers is never halfway, so rounding has no ties). Pairs without expert
@@ -153,6 +216,20 @@ def residuals_figure(residuals: pd.DataFrame) -> go.Figure:
     figure = go.Figure()
     for score, group in residuals.groupby("expert_score", sort=True):
         figure.add_box(name=str(score), x=[str(score)] * len(group), y=group["residual"], boxpoints="outliers")
+    figure.add_hline(y=0, line_dash="dash", line_color="grey")
+    figure.update_layout(xaxis_title="experts' mean score (rounded; 1 = no match, 4 = describes the photo)",
+                         yaxis_title="residual (predicted - actual)", showlegend=False)
+    return figure
+
+
+def residual_boxes_figure(boxes: pd.DataFrame) -> go.Figure:
+    """residuals_figure from model_store.residual_boxes: the same boxes, whiskers at 1.5 interquartile ranges,
+    drawn from their statistics (the outliers beyond the whiskers are counted in the hover, not drawn)."""
+    figure = go.Figure()
+    for box in boxes.itertuples():
+        figure.add_box(name=str(box.expert_score), x=[str(box.expert_score)], q1=[box.q1], median=[box.median],
+                       q3=[box.q3], mean=[box.mean], lowerfence=[box.lowerfence], upperfence=[box.upperfence],
+                       hovertext=f"{box.pairs:,} pairs, {box.outliers:,} beyond the whiskers", hoverinfo="y+text")
     figure.add_hline(y=0, line_dash="dash", line_color="grey")
     figure.update_layout(xaxis_title="experts' mean score (rounded; 1 = no match, 4 = describes the photo)",
                          yaxis_title="residual (predicted - actual)", showlegend=False)

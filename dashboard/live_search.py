@@ -23,7 +23,7 @@ from dashboard import context
 from db import labels
 from db import embeddings as store
 from db import models as model_store
-from db.database import Database
+from db.database import Database, DatabaseError
 from db.shared import LeasedDatabase
 from db.write_queue import Outcome, Write, WriteQueue
 from pipeline import bridge, encoders
@@ -155,6 +155,23 @@ def encoder_index(db_path: str, encoder_id: str) -> EncoderIndex:
     """The one index of an encoder: its Searcher's, and warmed by the page's first render (EncoderIndex.warm)
     before anyone types a query or the encoder is loaded."""
     return EncoderIndex(LeasedDatabase(context.shared_database(db_path)), encoder_id)
+
+
+def warm_newest_index(db_path: str) -> str | None:
+    """Start building, in the background, the index of the encoder the Live search page offers first (the newest
+    with vectors); returns its id, or None when no photo has a vector yet or the file cannot be read now (the
+    page's first render warms it then). dashboard/app.py calls this once per process after the first page a user
+    opens, so the index of a million vectors (6-13 s to build on 2 busy cores) is ready before the first query
+    instead of being started by the Live search page's first render; the pages rendered during the build share
+    the CPU with it (benchmarks/dashboard_scale.py)."""
+    try:
+        newest = store.encoders_with_vectors(LeasedDatabase(context.shared_database(db_path)))["encoder_id"]
+    except DatabaseError:
+        return None
+    if newest.empty:
+        return None
+    encoder_index(db_path, newest.iloc[0]).warm()
+    return newest.iloc[0]
 
 
 @st.cache_resource(max_entries=4)

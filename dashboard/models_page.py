@@ -44,19 +44,23 @@ def show_predictions(runs: pd.DataFrame, target: str) -> None:
     run_ids = runs.loc[runs["target"] == target, "id"].tolist()
     run_id = st.selectbox("Run", run_ids, key="models_run")
     with context.page_database() as db:
-        predictions = model_store.predictions(db, run_id)
+        read = comparison.read_predictions(db, run_id)
+    charts = comparison.prediction_charts(read)
     left, right = st.columns(2)
     left.markdown("**Predicted vs actual** (out of fold)")
-    left.plotly_chart(comparison.predicted_vs_actual_figure(predictions), key="models_scatter_chart")
+    left.plotly_chart(charts.scatter, key="models_scatter_chart")
+    if read.counted:
+        left.caption(f"{read.pairs:,} pairs, too many to draw one by one (over {comparison.SCATTER_LIMIT:,}): the "
+                     f"colour counts the pairs in each cell of a {comparison.DENSITY_BINS} x "
+                     f"{comparison.DENSITY_BINS} grid.")
     right.markdown("**Residuals by expert score**")
-    residuals = comparison.residuals_by_expert(predictions)
-    if residuals.empty:
+    if charts.residuals is None:
         right.caption("None of this run's pairs has expert ratings (COCO category pairs and crowd-only pairs have "
                       "none), so there is no residual by expert score to show. Pick a run of an expert target.")
     else:
-        right.plotly_chart(comparison.residuals_figure(residuals), key="models_residuals_chart")
-        right.caption(f"{len(residuals):,} of {len(predictions):,} pairs have all three expert scores; each is "
-                      "placed by the mean of the three, rounded.")
+        right.plotly_chart(charts.residuals, key="models_residuals_chart")
+        right.caption(f"{charts.rated:,} of {read.pairs:,} pairs have all three expert scores; each is placed by the "
+                      "mean of the three, rounded.")
 
 
 def choose_reranker(snapshot: comparison.Snapshot) -> None:

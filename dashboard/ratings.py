@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import plotly.express as px
 import plotly.graph_objects as go
 
 from db import eda, labels
@@ -198,6 +197,31 @@ def headline(summary: dict[str, float | int | None], result: Agreement | None) -
 
 
 # ---------------------------------------------------------------------------------------------------- figures
+def bars(frame: pd.DataFrame, x: str, y: str, *, title: str, titles: dict[str, str] | None = None,
+         color: str | None = None, order: dict[str, list] | None = None, hover: str | None = None,
+         barmode: str = "group") -> go.Figure:
+    """The bar chart plotly.express.bar draws (one trace per ``color`` value: those in ``order`` first, then the
+    rest as they come; axis and legend titles from ``titles``), built with graph_objects: px.bar spent ~60 ms a
+    chart, a quarter of this page's render at a million pairs (benchmarks/dashboard_scale.py)."""
+    order, titles = order or {}, titles or {}
+    present = list(pd.unique(frame[color])) if color else [None]
+    first = [value for value in order.get(color, []) if value in present]
+    hover_lines = ([f"{titles.get(color, color)}=%{{fullData.name}}"] if color else []) + [
+        f"{titles.get(x, x)}=%{{x}}", f"{titles.get(y, y)}=%{{y}}"] + (
+        [f"{titles.get(hover, hover)}=%{{customdata[0]}}"] if hover else [])
+    figure = go.Figure()
+    for name in first + [value for value in present if value not in first]:
+        group = frame if color is None else frame[frame[color] == name]
+        figure.add_bar(name=None if name is None else str(name), x=group[x], y=group[y], showlegend=bool(color),
+                       customdata=group[[hover]] if hover else None,
+                       hovertemplate="<br>".join(hover_lines) + "<extra></extra>")
+    figure.update_layout(title=title, barmode=barmode, xaxis_title=titles.get(x, x), yaxis_title=titles.get(y, y),
+                         legend_title=titles.get(color, color) if color else None)
+    if x in order:
+        figure.update_xaxes(categoryorder="array", categoryarray=order[x])
+    return figure
+
+
 def expert_score_shares(counts: pd.DataFrame) -> pd.DataFrame:
     """(rater, score, scores, share): each expert's score distribution and the pooled one ("all experts"), as a
     share of that rater's scores so the pooled bars stay comparable with one expert's."""
@@ -209,10 +233,10 @@ def expert_score_shares(counts: pd.DataFrame) -> pd.DataFrame:
 
 def expert_scores_figure(counts: pd.DataFrame) -> go.Figure:
     shares = expert_score_shares(counts)
-    fig = px.bar(shares, x="score", y="share", color="rater", barmode="group", hover_data=["scores"],
-                 category_orders={"rater": [ALL_EXPERTS, *EXPERTS]},
-                 labels={"score": "expert score (1 = does not describe, 4 = describes)", "share": "share of scores"},
-                 title="Expert scores, pooled and per expert")
+    fig = bars(shares, x="score", y="share", color="rater", barmode="group", hover="scores",
+               order={"rater": [ALL_EXPERTS, *EXPERTS]},
+               titles={"score": "expert score (1 = does not describe, 4 = describes)", "share": "share of scores"},
+               title="Expert scores, pooled and per expert")
     fig.update_xaxes(tickvals=list(SCORES))
     fig.update_yaxes(tickformat=".0%")
     return fig
@@ -220,8 +244,8 @@ def expert_scores_figure(counts: pd.DataFrame) -> go.Figure:
 
 def crowd_share_figure(counts: pd.DataFrame) -> go.Figure:
     data = counts.assign(bin=counts["share_bin"].map(share_bin_label))
-    return px.bar(data, x="bin", y="pairs", hover_data=["votes"],
-                  labels={"bin": "share of yes votes", "pairs": "pairs"}, title="Crowd share of yes votes")
+    return bars(data, x="bin", y="pairs", hover="votes",
+                titles={"bin": "share of yes votes", "pairs": "pairs"}, title="Crowd share of yes votes")
 
 
 def expert_vs_crowd_figure(frame: pd.DataFrame) -> go.Figure:
@@ -244,16 +268,16 @@ def expert_vs_crowd_figure(frame: pd.DataFrame) -> go.Figure:
 
 def target_figure(counts: pd.DataFrame) -> go.Figure:
     data = counts.assign(bin=counts["target_bin"].map(share_bin_label))
-    return px.bar(data, x="bin", y="pairs", color="judged_by", barmode="stack",
-                  category_orders={"bin": [share_bin_label(i / eda.SHARE_BINS) for i in range(eda.SHARE_BINS)],
-                                   "judged_by": ["experts and crowd", "experts only", "crowd only"]},
-                  labels={"bin": "aggregated target (relevance)", "pairs": "pairs", "judged_by": "judged by"},
-                  title="Aggregated target")
+    return bars(data, x="bin", y="pairs", color="judged_by", barmode="stack",
+                order={"bin": [share_bin_label(i / eda.SHARE_BINS) for i in range(eda.SHARE_BINS)],
+                       "judged_by": ["experts and crowd", "experts only", "crowd only"]},
+                titles={"bin": "aggregated target (relevance)", "pairs": "pairs", "judged_by": "judged by"},
+                title="Aggregated target")
 
 
 def labels_figure(verdicts: pd.DataFrame) -> go.Figure:
-    return px.bar(verdicts, x="verdict", y="labels", color="dataset", barmode="stack",
-                  category_orders={"verdict": list(labels.VERDICTS)}, title="Reviewers' labels by verdict")
+    return bars(verdicts, x="verdict", y="labels", color="dataset", barmode="stack",
+                order={"verdict": list(labels.VERDICTS)}, title="Reviewers' labels by verdict")
 
 
 # ------------------------------------------------------------------------------------------------ drill-down

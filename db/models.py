@@ -101,6 +101,59 @@ def predictions(db: Database, run_id: str) -> pd.DataFrame:
     )
 
 
+def prediction_count(db: Database, run_id: str) -> int:
+    return int(db.fetch_all("SELECT count(*) FROM model_predictions WHERE run_id = ?", [run_id])[0][0])
+
+
+def prediction_density(db: Database, run_id: str, bins: int) -> pd.DataFrame:
+    """(actual, predicted, pairs): one run's out-of-fold predictions counted on a ``bins`` x ``bins`` grid over
+    the range each axis takes (the cell's centre; a constant axis is one cell at its value). What the page draws
+    for a run too large to send point by point: every pair is counted, however many there are."""
+    return db.fetch_df(
+        """
+        WITH p AS (SELECT actual, predicted FROM model_predictions WHERE run_id = $run),
+             span AS (SELECT min(actual) AS a0, max(actual) - min(actual) AS aw,
+                             min(predicted) AS p0, max(predicted) - min(predicted) AS pw FROM p),
+             cells AS (SELECT coalesce(least(floor((actual - a0) / nullif(aw, 0) * $bins), $bins - 1), 0) AS a,
+                              coalesce(least(floor((predicted - p0) / nullif(pw, 0) * $bins), $bins - 1), 0) AS b
+                       FROM p, span)
+        SELECT any_value(a0) + (a + 0.5) * any_value(aw) / $bins AS actual,
+               any_value(p0) + (b + 0.5) * any_value(pw) / $bins AS predicted, count(*) AS pairs
+        FROM cells, span GROUP BY a, b ORDER BY a, b
+        """,
+        {"run": run_id, "bins": bins},
+    )
+
+
+def residual_boxes(db: Database, run_id: str) -> pd.DataFrame:
+    """Per expert score (the experts' mean rounded to 1..4, as dashboard/comparison.residuals_by_expert places
+    a pair): how many of one run's pairs the three experts rated, and the box of their residuals (predicted -
+    actual): quartiles (linear interpolation), mean, and whiskers at the most extreme residuals within 1.5
+    interquartile ranges of the box, as plotly draws them, with how many residuals lie beyond."""
+    return db.fetch_df(
+        """
+        WITH r AS (SELECT round((e.expert_1 + e.expert_2 + e.expert_3) / 3.0)::INTEGER AS expert_score,
+                          p.predicted - p.actual AS residual
+                   FROM model_predictions p
+                   JOIN expert_ratings e ON e.image_id = p.image_id AND e.query_id = p.query_id
+                   WHERE p.run_id = ?
+                     AND e.expert_1 IS NOT NULL AND e.expert_2 IS NOT NULL AND e.expert_3 IS NOT NULL),
+             q AS (SELECT expert_score, count(*) AS pairs, avg(residual) AS mean,
+                          quantile_cont(residual, 0.25) AS q1, quantile_cont(residual, 0.5) AS median,
+                          quantile_cont(residual, 0.75) AS q3
+                   FROM r GROUP BY expert_score)
+        SELECT q.expert_score, any_value(q.pairs) AS pairs, any_value(q1) AS q1, any_value(median) AS median,
+               any_value(q3) AS q3, any_value(mean) AS mean,
+               min(residual) FILTER (WHERE residual >= q1 - 1.5 * (q3 - q1)) AS lowerfence,
+               max(residual) FILTER (WHERE residual <= q3 + 1.5 * (q3 - q1)) AS upperfence,
+               count(*) FILTER (WHERE residual NOT BETWEEN q1 - 1.5 * (q3 - q1) AND q3 + 1.5 * (q3 - q1))
+                   AS outliers
+        FROM q JOIN r USING (expert_score) GROUP BY q.expert_score ORDER BY q.expert_score
+        """,
+        [run_id],
+    )
+
+
 def set_reranker(cur: duckdb.DuckDBPyConnection, run_id: str | None, chosen_by: str) -> None:
     """The run whose model re-ranks search results; None switches re-ranking off."""
     settings.put(cur, RERANKER_KEY, {"run_id": run_id, "chosen_by": chosen_by, "at": datetime.now().isoformat()})

@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -145,6 +146,79 @@ def test_residuals_by_expert_score_for_an_expert_run(monkeypatch: pytest.MonkeyP
         expected = comparison.residuals_by_expert(model_store.predictions(db, ridge))
     assert sum(len(plotly_values(box["y"])) for box in boxes) == len(expected) == 36
     assert sorted(box["name"] for box in boxes) == sorted(str(s) for s in expected["expert_score"].unique())
+
+
+def test_a_large_run_is_drawn_from_sql_counts_never_its_pairs(monkeypatch: pytest.MonkeyPatch,
+                                                              models_db: Path) -> None:
+    """Above SCATTER_LIMIT pairs the page reads counts, not predictions (200,000 points took seconds to read, draw
+    and send): a density whose cells count every pair, and residual boxes whose statistics are the pairs'."""
+    ridge = run_id(models_db, EXPERT_TARGET, "captions", "ridge")
+    with Database(models_db) as db:
+        scores = sorted(str(s) for s in comparison.residuals_by_expert(model_store.predictions(db, ridge))
+                        ["expert_score"].unique())
+    monkeypatch.setattr(comparison, "SCATTER_LIMIT", 20)
+    monkeypatch.setattr(model_store, "predictions", lambda db, run_id: pytest.fail("read every prediction"))
+    at = open_app(monkeypatch, models_db, page=PAGE)
+    at.selectbox(key="models_target").select(COCO_TARGET).run()
+    at.selectbox(key="models_run").select(run_id(models_db, COCO_TARGET, "image", "ridge")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    [density] = [trace for spec in charts(at) for trace in spec["data"] if trace["type"] == "heatmap"]
+    assert sum(plotly_values(density["z"])) == 300
+    assert any("300 pairs, too many to draw one by one" in c.value for c in at.caption)
+    assert any("no residual by expert score" in c.value for c in at.caption)
+
+    at.selectbox(key="models_target").select(EXPERT_TARGET).run()
+    at.selectbox(key="models_run").select(ridge).run()
+    assert not at.exception, [e.value for e in at.exception]
+    boxes = [trace for spec in charts(at) for trace in spec["data"] if trace["type"] == "box"]
+    assert sorted(box["name"] for box in boxes) == scores and len(scores) > 1
+    assert all("y" not in box for box in boxes)  # statistics only, no residual sent
+    assert any("36 of 36 pairs have all three expert scores" in c.value for c in at.caption)
+
+
+def test_prediction_density_counts_every_pair_in_its_cell(models_db: Path) -> None:
+    bins = 4
+    for feature_set, model in (("image", "ridge"), ("none", "constant")):
+        run = run_id(models_db, COCO_TARGET, feature_set, model)
+        with Database(models_db) as db:
+            pairs = model_store.predictions(db, run)
+            density = model_store.prediction_density(db, run, bins)
+            assert model_store.prediction_count(db, run) == len(pairs) == 300
+
+        def cell(values: pd.Series) -> pd.Series:
+            low, width = values.min(), values.max() - values.min()
+            index = ((values - low) / width * bins).clip(upper=bins - 1).astype(int) if width else 0 * values
+            return low + (index + 0.5) * width / bins
+
+        expected = pairs.assign(actual=cell(pairs["actual"]), predicted=cell(pairs["predicted"])).groupby(
+            ["actual", "predicted"]).size()
+        got = density.set_index(["actual", "predicted"])["pairs"]
+        assert got.to_dict() == pytest.approx(expected.to_dict()), feature_set
+
+
+def test_a_constant_axis_is_one_cell_at_its_value(tmp_path: Path) -> None:
+    with Database(tmp_path / "studio.duckdb") as db:
+        with db.write() as cur:
+            cur.execute("INSERT INTO model_predictions SELECT 'r', 'i' || k, 'q', k % 3, k / 9, 0.25 FROM range(10) t(k)")
+        density = model_store.prediction_density(db, "r", 5)
+    assert density["predicted"].tolist() == [0.25] * 5 and density["pairs"].tolist() == [2] * 5
+    assert density["actual"].tolist() == pytest.approx([0.1, 0.3, 0.5, 0.7, 0.9])
+
+
+def test_residual_boxes_are_the_boxes_plotly_draws_from_the_pairs(models_db: Path) -> None:
+    ridge = run_id(models_db, EXPERT_TARGET, "captions", "ridge")
+    with Database(models_db) as db:
+        residuals = comparison.residuals_by_expert(model_store.predictions(db, ridge))
+        boxes = model_store.residual_boxes(db, ridge).set_index("expert_score")
+    assert boxes["pairs"].sum() == len(residuals) == 36
+    for score, group in residuals.groupby("expert_score"):
+        values = group["residual"].to_numpy()
+        q1, median, q3 = np.quantile(values, [0.25, 0.5, 0.75])
+        inside = values[(values >= q1 - 1.5 * (q3 - q1)) & (values <= q3 + 1.5 * (q3 - q1))]
+        assert boxes.loc[score, ["pairs", "q1", "median", "q3", "mean", "lowerfence", "upperfence", "outliers"]] \
+            .tolist() == pytest.approx([len(values), q1, median, q3, values.mean(), inside.min(), inside.max(),
+                                        len(values) - len(inside)]), score
+    assert list(comparison.residual_boxes_figure(boxes.reset_index()).data[0].q1) == [boxes["q1"].iloc[0]]
 
 
 def test_data_user_chooses_the_reranker_and_the_write_records_them(monkeypatch: pytest.MonkeyPatch,

@@ -9,6 +9,8 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import plotly.express as px
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -325,3 +327,21 @@ def test_agreement_of_score_patterns_flags_sorted_columns() -> None:
     assert result.all_three_agree == 0.6 and result.two_agree == 1.0
     assert not ratings.agreement(patterns.assign(expert_1=[3, 2, 4])).columns_sorted
     assert ratings.agreement(patterns.head(0)) is None
+
+
+def test_bars_draw_what_plotly_express_drew() -> None:
+    """ratings.bars replaced px.bar (~60 ms a chart): the same traces in the same order, stacking and titles."""
+    frame = pd.DataFrame({"verdict": ["offensive", "relevant", "relevant", "not_relevant"],
+                          "dataset": ["b", "a", "zeta", "a"], "labels": [1, 2, 3, 4], "votes": [5, 6, 7, 8]})
+    order = {"verdict": ["relevant", "not_relevant", "offensive"], "dataset": ["zeta", "a"]}
+    titles = {"labels": "labels given", "dataset": "photo dataset"}
+    new = ratings.bars(frame, "verdict", "labels", color="dataset", order=order, titles=titles, hover="votes",
+                       barmode="stack", title="t")
+    old = px.bar(frame, x="verdict", y="labels", color="dataset", category_orders=order, labels=titles,
+                 hover_data=["votes"], barmode="stack", title="t")
+    assert [(t.name, list(t.x), list(t.y), list(t.customdata[:, 0])) for t in new.data] == \
+        [(t.name, list(t.x), list(t.y), list(t.customdata[:, 0])) for t in old.data] != []
+    assert [t.name for t in new.data] == ["zeta", "a", "b"]  # ordered ones first, then the rest as they come
+    for attribute in ("barmode", "title.text", "xaxis.title.text", "yaxis.title.text", "legend.title.text",
+                      "xaxis.categoryarray"):
+        assert new.layout[attribute] == old.layout[attribute], attribute

@@ -3,6 +3,7 @@ one row each with who/what, undo, the legal notice for a blocked query, cut-off 
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from db.database import Database
 from fakes import ColourEncoder
 from pipeline.cli import main as pipeline_main
 from pipeline.embed import embed
+from pipeline.vector_index import VectorIndex
 from test_embed import solid
 from test_search_objects import perceive_rows
 
@@ -194,3 +196,31 @@ def test_object_filter_and_why_each_result_matched(monkeypatch: pytest.MonkeyPat
     assert set(result_ids(at)) == {"c/6", "c/12", "c/18", "c/24"}
     at.multiselect(key="search_objects").select("person").run()
     assert result_ids(at) == ["c/6"]
+
+
+def test_the_index_is_built_after_the_first_page_a_user_opens(monkeypatch: pytest.MonkeyPatch,
+                                                               tmp_path: Path) -> None:
+    """app.py starts building the newest encoder's index after the first page of a process (here Overview), so the
+    first query does not wait for a build the Live search page would only start (~7-12 s at a million vectors)."""
+    path = tmp_path / "studio.duckdb"
+    assert pipeline_main(["ingest", "--data", str(colour_photos(tmp_path / "c", 6)), "--db", str(path),
+                          "--quiet"]) == 0
+    assert pipeline_main(["filter", "--db", str(path), "--quiet"]) == 0
+    with Database(path) as db:
+        embed(db, ColourEncoder(), workers=0, quiet=True)
+    builds = []
+    original = VectorIndex.build.__func__
+    monkeypatch.setattr(VectorIndex, "build", classmethod(
+        lambda cls, chunks, *, rows: builds.append(rows) or original(cls, chunks, rows=rows)))
+
+    open_app(monkeypatch, path, PRODUCT)  # the Overview only
+    for thread in threading.enumerate():  # the warm-up, then the build it started
+        if thread.name == "warm-search-index":
+            thread.join(60)
+    for thread in threading.enumerate():
+        if thread.name == "index-colour-test":
+            thread.join(60)
+    assert builds == [6]
+
+    at = search(monkeypatch, path, "red")
+    assert result_ids(at) and builds == [6]  # the first query used the index built before

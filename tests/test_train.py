@@ -222,7 +222,7 @@ def test_nan_features_are_refused_naming_the_pair(coco: Database) -> None:
 
 def test_non_finite_features_are_refused_naming_the_pair(coco: Database) -> None:
     prepared = train.prepare(coco, ColourEncoder(), target=targets.CATEGORY_PAIRS, feature_set_names=["image"])
-    features = train._builders(coco, ColourEncoder(), [FEATURE_SETS["image"]], prepared.pairs, "c")["image"]
+    features = train._builders(coco, ColourEncoder(), [FEATURE_SETS["image"]], prepared.pairs)["image"]
     features.photo_vectors = {k: np.full_like(v, np.inf) for k, v in features.photo_vectors.items()}
     with pytest.raises(FeatureError, match=r"NaN or infinite features \(first: image c/"), np.errstate(invalid="ignore"):
         features(prepared.pairs)
@@ -232,3 +232,23 @@ def test_image_features_need_vectors(db: Database, tmp_path: Path) -> None:
     ingest(db, colour_coco(tmp_path / "c"))  # no embed
     with pytest.raises(train.TrainingError, match="needs vectors of colour-test"):
         train.prepare(db, ColourEncoder(), target=targets.CATEGORY_PAIRS, feature_set_names=["image"])
+
+
+def test_caption_gallery_is_the_judged_collection(db: Database, tmp_path: Path) -> None:
+    """The gallery a photo is ranked against holds the captions of the photos the target's pairs cover, so
+    captions of photos nobody judged (Flickr8k's 7,000 non-test photos: 35,000 captions) are never encoded."""
+    from builders import IMG_C, flickr_dir
+
+    class Recording(ColourEncoder):
+        def encode_texts(self, texts):
+            encoded.extend(texts)
+            return super().encode_texts(texts)
+
+    encoded: list[str] = []
+    ingest(db, flickr_dir(tmp_path / "f"))  # judged: photos A and B; photo C has a caption and no judgment
+    pairs = targets.load(db, "expert").pairs
+    builder = train._builders(db, Recording(), [FEATURE_SETS["captions"]], pairs)["captions"]
+    judged = set(pairs["image_id"])
+    assert len(judged) == 2 and not any(IMG_C in photo for photo in judged)
+    assert set(builder.gallery.photos) == judged
+    assert encoded and not any("painted rainbow" in text for text in encoded)  # photo C's caption

@@ -17,6 +17,7 @@ that needs the photo's detections besides its features, so such vectors are made
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -177,8 +178,13 @@ class OfflineEncoder(Encoder):
         self.text = MiniLMText()
         self.phrases = PhraseVectors(self.text.encode)
         self.categories: list[str] = MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"]
-        self.class_embeddings = self.text.encode([CLASS_TEMPLATE.format(c) for c in self.categories])
         self.id = self._id()
+
+    @functools.cached_property
+    def class_embeddings(self) -> np.ndarray:
+        """The 1,000 ImageNet class prompts' text vectors, encoded on first use (about 4 s): only photo encoding
+        and bridge fitting need them, not the stages and pages that only encode queries (train, search)."""
+        return self.text.encode([CLASS_TEMPLATE.format(c) for c in self.categories])
 
     @property
     def views_id(self) -> str:
