@@ -26,6 +26,15 @@ def db(tmp_path: Path) -> Database:
     database.close()
 
 
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    """A migrated database file, closed: for code that opens the file itself (the CLI, the shared database, the
+    write queue, the pipeline claim)."""
+    db_path = tmp_path / "studio.duckdb"
+    Database(db_path).close()
+    return db_path
+
+
 def _shared(folder: Path, what: str, section: str) -> Path:
     """A folder of ../shared. Missing on CI is a failure, never a skip; locally it skips with the reason."""
     if folder.is_dir():

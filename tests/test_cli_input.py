@@ -13,13 +13,6 @@ from db.database import Database
 from pipeline.cli import main
 
 
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    db_path = tmp_path / "studio.duckdb"
-    Database(db_path).close()
-    return db_path
-
-
 @pytest.mark.parametrize("wait", ["-1", "nan", "inf", "soon"])
 def test_the_cli_refuses_a_wait_that_is_not_a_number_of_seconds(path: Path, wait: str,
                                                                 capsys: pytest.CaptureFixture) -> None:

@@ -36,13 +36,6 @@ def marks(db_path: Path) -> list[str]:
         return [name for (name,) in db.fetch_all("SELECT name FROM marks ORDER BY name")]
 
 
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    db_path = tmp_path / "studio.duckdb"
-    Database(db_path).close()
-    return db_path
-
-
 def test_stages_run_in_order_with_progress_and_a_snapshot_of_the_stages_before(path: Path) -> None:
     seen: dict[str, object] = {}
 

@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 
 from db.database import Database, DatabaseError, ReadOnlyDatabase, ReadOnlyError
-from db.shared import (ClaimUnavailable, LeasedDatabase, SharedDatabase, claim_path, pipeline_claim,
-                       running_claim)
+from db.shared import LeasedDatabase, SharedDatabase, claim_path, pipeline_claim, running_claim
 from fakes import ColourEncoder
 from pipeline.embed import text_vectors
 
@@ -34,13 +33,6 @@ def stage_in_another_process(path: Path, stage: str, seconds: float) -> subproce
         cwd=PROJECT, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
     return holder
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    db_path = tmp_path / "studio.duckdb"
-    Database(db_path).close()
-    return db_path
 
 
 def test_a_claim_whose_pid_now_belongs_to_another_process_does_not_block(path: Path) -> None:

@@ -31,12 +31,6 @@ def stored(path: Path, sql: str = "SELECT count(*) FROM labels") -> int:
 
 
 @pytest.fixture
-def path(tmp_path: Path) -> Path:
-    Database(tmp_path / "studio.duckdb").close()
-    return tmp_path / "studio.duckdb"
-
-
-@pytest.fixture
 def users_file(path: Path) -> Path:
     """Everyone the tests write as: reviewers with the product role, one moderator, one data user."""
     file = users.users_path(path)
