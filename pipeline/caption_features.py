@@ -113,9 +113,10 @@ class Gallery:
         return result
 
 
-def dataset_gallery(db: Database, dataset: str, encode: TextEncode) -> Gallery:
-    """Every caption of a dataset, whether or not its photo file is here (Flickr8k has captions only)."""
-    return Gallery.build(model_store.dataset_captions(db, dataset), encode)
+def judged_gallery(db: Database, image_ids: Sequence[str], encode: TextEncode) -> Gallery:
+    """The captions of the photos a target's pairs cover, whether or not their files are here: the collection its
+    judges searched, which training's ``gal_*`` features rank a photo against (pipeline/train.py)."""
+    return Gallery.build(model_store.reference_captions(db, image_ids), encode)
 
 
 def visible_gallery(db: Database, encode: TextEncode) -> Gallery:

@@ -116,7 +116,8 @@ def evaluate(db: Database, encoder: Encoder, run_id: str, *, depth: int = DEPTH,
     features = PairFeatures(
         fs, encode, photo_vectors=dict(zip(photo_ids, vectors)) if fs.uses_images else None,
         references=model_store.reference_captions(db, photo_ids) if fs.uses_captions else None,
-        gallery=caption_features.dataset_gallery(db, dataset, encode) if fs.uses_captions else None,
+        gallery=caption_features.judged_gallery(db, target.pairs["image_id"].unique().tolist(), encode)
+        if fs.uses_captions else None,
         basis=fit_basis(vectors) if fs.uses_images else None,
     )
     train_X = features(target.pairs)

@@ -192,6 +192,7 @@ def _builders(db: Database, encoder: Encoder, sets: list[FeatureSet], pairs: pd.
         return text_vectors(db, encoder, texts)
 
     references = model_store.reference_captions(db, photos) if captions else None
+    # caption_features.judged_gallery(db, photos), built from the references already read
     gallery = caption_features.Gallery.build(references, encode) if captions else None
     photo_vectors = store.vectors_of(db, encoder.id, photos) if images else None
     basis = fit_basis(np.stack(list(photo_vectors.values()))) if photo_vectors else None
