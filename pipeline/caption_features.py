@@ -177,27 +177,31 @@ def _mean(values: list[float]) -> float:
 
 
 def _lexical(query: str, refs: list[str], idf: Callable[[str], float]) -> dict[str, float]:
+    """Word overlap of the query with its photo's references. Float sums over sets are exact (math.fsum): a plain
+    sum follows the set's order, which changes with Python's hash seed, and the features then differed in their
+    last bits from one training call to the next (enough to move a tree split; tests/test_caption_features.py)."""
     query_stems = [stem(w) for w in content_words(query)]
     wanted = set(query_stems)
     ref_stems = [[stem(w) for w in content_words(r)] for r in refs]
     ref_sets = [set(s) for s in ref_stems]
     union = set().union(*ref_sets)
     weight = {s: idf(s) for s in wanted}
-    total = sum(weight.values()) or 1.0
+    total = math.fsum(weight.values()) or 1.0
     count = max(len(wanted), 1)
     recall = [len(wanted & r) / count for r in ref_sets] or [0.0]
-    recall_idf = [sum(weight[s] for s in wanted & r) / total for r in ref_sets] or [0.0]
-    precision_idf = [sum(idf(s) for s in wanted & r) / (sum(idf(s) for s in r) or 1.0) for r in ref_sets] or [0.0]
+    recall_idf = [math.fsum(weight[s] for s in wanted & r) / total for r in ref_sets] or [0.0]
+    precision_idf = [math.fsum(idf(s) for s in wanted & r) / (math.fsum(idf(s) for s in r) or 1.0)
+                     for r in ref_sets] or [0.0]
     support = Counter(s for r in ref_sets for s in r)
     query_tf, ref_tf = Counter(query_stems), Counter(s for r in ref_stems for s in r)
-    dot = sum(query_tf[s] * ref_tf[s] * idf(s) ** 2 for s in query_tf)
-    query_norm = math.sqrt(sum((c * idf(s)) ** 2 for s, c in query_tf.items())) or 1.0
-    ref_norm = math.sqrt(sum((c * idf(s)) ** 2 for s, c in ref_tf.items())) or 1.0
+    dot = math.fsum(query_tf[s] * ref_tf[s] * idf(s) ** 2 for s in query_tf)
+    query_norm = math.sqrt(math.fsum((c * idf(s)) ** 2 for s, c in query_tf.items())) or 1.0
+    ref_norm = math.sqrt(math.fsum((c * idf(s)) ** 2 for s, c in ref_tf.items())) or 1.0
     length = sum(ref_tf.values())
-    bm25 = sum(idf(s) * ref_tf[s] * 2.2 / (ref_tf[s] + 1.2 * (0.25 + 0.75 * length / 30.0)) for s in wanted)
+    bm25 = math.fsum(idf(s) * ref_tf[s] * 2.2 / (ref_tf[s] + 1.2 * (0.25 + 0.75 * length / 30.0)) for s in wanted)
     return {
         "lex_recall_union": len(wanted & union) / count,
-        "lex_recall_union_idf": sum(weight[s] for s in wanted & union) / total,
+        "lex_recall_union_idf": math.fsum(weight[s] for s in wanted & union) / total,
         "lex_recall_max": max(recall), "lex_recall_mean": _mean(recall),
         "lex_recall_idf_max": max(recall_idf), "lex_recall_idf_mean": _mean(recall_idf),
         "lex_precision_idf_max": max(precision_idf), "lex_precision_idf_mean": _mean(precision_idf),

@@ -52,25 +52,37 @@ def judgments(frame: pd.DataFrame, predicted: np.ndarray) -> dict[str, float]:
     return result
 
 
-def per_query_ranking(query_ids: np.ndarray, actual: np.ndarray, predicted: np.ndarray, k: int = 10) -> dict[str, float]:
-    """Mean nDCG@k and MRR over queries with two or more rated photos (NaN when there are none)."""
-    ndcgs, reciprocal_ranks = [], []
-    frame = pd.DataFrame({"query": query_ids, "actual": actual, "predicted": predicted})
-    for _, group in frame.groupby("query", sort=False):
-        if len(group) < 2 or group["actual"].max() <= 0:
-            continue
-        truth, scores = group["actual"].to_numpy(), group["predicted"].to_numpy()
-        # Pessimistic tie handling: a photo predicted equal to a better one is ranked after it.
-        order = np.lexsort((truth, -scores))
-        gains = truth[order][:k]
-        discounts = 1.0 / np.log2(np.arange(2, len(gains) + 2))
-        ideal = np.sort(truth)[::-1][:k]
-        ndcgs.append(float((gains * discounts).sum() / (ideal * discounts[: len(ideal)]).sum()))
-        best_rank = int(np.flatnonzero(truth[order] == truth.max())[0]) + 1
-        reciprocal_ranks.append(1.0 / best_rank)
-    if not ndcgs:
-        return {f"ndcg@{k}": float("nan"), "mrr": float("nan"), "queries": 0}
-    return {f"ndcg@{k}": float(np.mean(ndcgs)), "mrr": float(np.mean(reciprocal_ranks)), "queries": len(ndcgs)}
+def per_query_ranking(query_ids: np.ndarray, actual: np.ndarray, predicted: np.ndarray,
+                      k: int = 10) -> dict[str, float]:
+    """Mean nDCG@k and MRR over queries with two or more rated photos (NaN when there are none).
+
+    Computed for all queries at once on sorted arrays: a pandas group per query took about 1 s per training run
+    (six calls: each fold and all out-of-fold predictions), more than the ridge fits it scored."""
+    codes, _ = pd.factorize(np.asarray(query_ids))  # queries numbered in order of first appearance
+    actual, predicted = np.asarray(actual, np.float64), np.asarray(predicted, np.float64)
+    if not len(codes):
+        return _no_ranking(k)
+    # Rows by query, then prediction (best first), then true relevance (lowest first): pessimistic tie handling,
+    # a photo predicted equal to a better one is ranked after it. The ideal order sorts by truth alone.
+    ranked = actual[np.lexsort((actual, -predicted, codes))]
+    ideal = actual[np.lexsort((-actual, codes))]
+    query = np.sort(codes)
+    starts = np.flatnonzero(np.r_[True, query[1:] != query[:-1]])
+    sizes = np.diff(np.r_[starts, len(query)])
+    rank = np.arange(len(query)) - np.repeat(starts, sizes)  # 0-based, within the query
+    discount = np.where(rank < k, 1.0 / np.log2(rank + 2.0), 0.0)
+    best = np.maximum.reduceat(ranked, starts)
+    first_best = np.minimum.reduceat(np.where(ranked == np.repeat(best, sizes), rank, len(rank)), starts)
+    kept = (sizes >= 2) & (best > 0)
+    if not kept.any():
+        return _no_ranking(k)
+    ndcg = np.add.reduceat(ranked * discount, starts)[kept] / np.add.reduceat(ideal * discount, starts)[kept]
+    return {f"ndcg@{k}": float(np.mean(ndcg)), "mrr": float(np.mean(1.0 / (first_best[kept] + 1))),
+            "queries": int(kept.sum())}
+
+
+def _no_ranking(k: int) -> dict[str, float]:
+    return {f"ndcg@{k}": float("nan"), "mrr": float("nan"), "queries": 0}
 
 
 def all_metrics(frame: pd.DataFrame, predicted: np.ndarray) -> dict[str, float]:

@@ -31,7 +31,6 @@ import pandas as pd
 import sklearn
 from joblib import Parallel, delayed
 from sklearn.model_selection import GroupKFold
-from threadpoolctl import threadpool_limits
 
 from db import embeddings as store
 from db import models as model_store
@@ -270,20 +269,10 @@ def _fit_all(model: str, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, tra
     """Fit ``model`` once per entry of ``train_rows`` (a row mask; None: every row), in ``threads`` processes.
     Each result is (predictions of its ``test_rows``, or the fitted estimator where those are None; the chosen
     parameters; the fit's seconds, whole and searching)."""
-    jobs = [delayed(_fit_one)(model, X if rows is None else X[rows], y if rows is None else y[rows],
-                              groups if rows is None else groups[rows], None if test is None else X.iloc[test],
-                              zero_shot_score)
+    jobs = [delayed(models.fit_single_threaded)(
+                model, X if rows is None else X[rows], y if rows is None else y[rows],
+                groups if rows is None else groups[rows], None if test is None else X.iloc[test], zero_shot_score)
             for rows, test in zip(train_rows, test_rows)]
     # Constant, zero-shot and ridge fit in milliseconds: starting worker processes would cost more than it saves.
     workers = threads if models.is_slow(model) else 1
     return Parallel(n_jobs=min(workers, len(jobs)), backend="loky")(jobs)
-
-
-def _fit_one(model: str, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, test: pd.DataFrame | None,
-             zero_shot_score: str) -> tuple:
-    seconds: dict[str, float] = {}
-    with threadpool_limits(1):  # one fit per core; OpenMP and BLAS threads would only contend
-        estimator, params = models.fit(model, X, y, groups, zero_shot_score=zero_shot_score, threads=1,
-                                       seconds=seconds)
-        result = estimator if test is None else models.predict(estimator, test)
-    return result, params, seconds

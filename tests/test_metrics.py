@@ -56,3 +56,43 @@ def test_per_query_ranking_by_hand() -> None:
     assert got["mrr"] == pytest.approx((1 + 0.5) / 2)
     ideal_q2 = 0.8 + 0.2 / math.log2(3)
     assert got["ndcg@10"] == pytest.approx((1.0 + (0.2 + 0.8 / math.log2(3)) / ideal_q2) / 2)
+
+
+def _ranking_one_query_at_a_time(queries, actual, predicted, k=10) -> dict[str, float]:
+    """The definition, one query at a time (the code before the vectorised version), as the reference."""
+    ndcgs, reciprocal_ranks = [], []
+    for query in dict.fromkeys(queries):
+        rows = queries == query
+        truth, scores = actual[rows], predicted[rows]
+        if len(truth) < 2 or truth.max() <= 0:
+            continue
+        order = np.lexsort((truth, -scores))
+        gains = truth[order][:k]
+        discounts = 1.0 / np.log2(np.arange(2, len(gains) + 2))
+        ideal = np.sort(truth)[::-1][:k]
+        ndcgs.append((gains * discounts).sum() / (ideal * discounts[: len(ideal)]).sum())
+        reciprocal_ranks.append(1.0 / (np.flatnonzero(truth[order] == truth.max())[0] + 1))
+    return {f"ndcg@{k}": np.mean(ndcgs), "mrr": np.mean(reciprocal_ranks), "queries": len(ndcgs)}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_per_query_ranking_matches_the_definition_query_by_query(seed: int) -> None:
+    """Many queries of different sizes (longer than k, single photos, all-zero truth), ties in predictions and
+    truth on a 4-level scale, queries interleaved rather than contiguous."""
+    rng = np.random.default_rng(seed)
+    queries = rng.choice([f"q{i}" for i in range(60)], size=700)
+    actual = rng.integers(0, 4, 700) / 3
+    actual[queries == "q0"] = 0.0  # no relevant photo: not a ranking
+    predicted = np.round(actual + rng.normal(0, 0.3, 700), 1)  # rounding makes ties
+    got = metrics.per_query_ranking(queries, actual, predicted)
+    want = _ranking_one_query_at_a_time(queries, actual, predicted)
+    assert got["queries"] == want["queries"] and 40 < got["queries"] < 60
+    assert got["ndcg@10"] == pytest.approx(want["ndcg@10"], rel=1e-12)
+    assert got["mrr"] == pytest.approx(want["mrr"], rel=1e-12)
+
+
+def test_per_query_ranking_without_any_ranking_is_nan() -> None:
+    for queries, actual in ((np.array([], dtype=object), np.array([])), (np.array(["a", "b"]), np.array([1.0, 0.0])),
+                            (np.array(["a", "a"]), np.array([0.0, 0.0]))):
+        got = metrics.per_query_ranking(queries, actual, np.zeros(len(actual)))
+        assert got["queries"] == 0 and math.isnan(got["ndcg@10"]) and math.isnan(got["mrr"])

@@ -175,6 +175,41 @@ def test_fit_reports_its_search_share() -> None:
     assert seconds["search"] == 0 and seconds["fit"] > 0
 
 
+
+@pytest.mark.parametrize("name", ["ridge", "hist-gradient-boosting", "random-forest", "mlp"])
+def test_search_on_an_array_chooses_and_fits_what_the_named_frame_would(name: str) -> None:
+    """models.fit searches on a plain array (speed) and refits the choice on the named frame: the same parameters
+    and predictions as scikit-learn's own search and refit on the frame, and the column names serving checks."""
+    from sklearn.model_selection import GridSearchCV, GroupKFold, RandomizedSearchCV
+
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame(rng.normal(size=(180, 5)), columns=["cosine", "b", "c", "d", "e"])
+    y = np.clip(0.5 + 0.3 * X["cosine"] - 0.2 * X["b"] * X["c"] + rng.normal(0, 0.05, 180), 0, 1).to_numpy()
+    groups = np.repeat(np.arange(45), 4).astype(str)
+    estimator, params = models.fit(name, X, y, groups, zero_shot_score="cosine", threads=1)
+    spec = models._spec(name, "cosine", 1)
+    inner = GroupKFold(n_splits=models.INNER_FOLDS)
+    reference = (RandomizedSearchCV(spec.estimator, spec.space, n_iter=spec.draws, cv=inner, random_state=models.SEED,
+                                    scoring="neg_mean_squared_error") if spec.randomized else
+                 GridSearchCV(spec.estimator, spec.space, cv=inner, scoring="neg_mean_squared_error"))
+    reference.fit(X, y, groups=groups)
+    assert params == models._plain(reference.best_params_)
+    np.testing.assert_allclose(estimator.predict(X), reference.best_estimator_.predict(X), rtol=1e-12, atol=1e-12)
+    assert list(estimator.feature_names_in_) == list(X.columns)
+
+
+def test_worker_fits_load_neither_torch_nor_the_database() -> None:
+    """Fold fits run in worker processes, which import the function they are given: its module must not pull in
+    torch, transformers or DuckDB (about 3 s of start-up per worker, paid by every training call)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import pipeline.models; "
+            "print(sorted(m for m in ('torch', 'transformers', 'duckdb', 'db') if m in sys.modules))")
+    root = Path(__file__).resolve().parent.parent
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"
+
 # ------------------------------------------------------------------------------------------------ refusals
 def _nothing_changed(db: Database, before: int) -> bool:
     return int(db.fetch_all("SELECT count(*) FROM model_runs")[0][0]) == before
