@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,16 @@ TRAIN_COMMAND = "python -m pipeline train"
 # 0.4 s, sending it 1.0 s; benchmarks/dashboard_scale.py), and no screen shows that many points apart.
 SCATTER_LIMIT = 20_000
 DENSITY_BINS = 60  # cells per axis of that grid
+# The metric "best" is judged on: pooled out-of-fold R2, the figure the README's tables and `pipeline models`
+# lead with; every run of a target is scored on the same pairs, so it ranks them fairly.
+BEST_METRIC = "r2"
+MODEL_LABELS = {"constant": "Constant (mean)", "zero-shot": "Zero-shot (calibrated score)", "ridge": "Ridge",
+                "random-forest": "Random forest", "hist-gradient-boosting": "Gradient boosting", "mlp": "MLP"}
+# Retrieval metrics in reading order (recall at growing depth, then the rank summaries); others follow by name.
+RETRIEVAL_ORDER = ("recall@1", "recall@5", "recall@10", "mrr", "map", "ndcg@10")
+_OFFLINE_ID = re.compile(r"^offline-(?:zs-t(?P<t>[\d.]+)-k(?P<k>\d+)|(?P<fit>fit)(?:-[0-9a-f]+)?)"
+                         r"(?P<objects>\+obj(?:ects)?(?:-[0-9a-f]+)?)?-(?P<views>[a-z0-9+]+?)(?P<noflip>-noflip)?"
+                         r"(?: \((?P<note>.*)\))?$")
 
 
 @dataclass(frozen=True)
@@ -69,16 +80,75 @@ def runs_table(runs: pd.DataFrame, reranker: str | None) -> pd.DataFrame:
     re-ranks with it: the dashboard version of `python -m pipeline models`."""
     metrics = [_json(text) for text in runs["metrics"]]
     keys = metric_keys(metrics)
-    table = runs[["id", "target", "model", "feature_set", "uses_captions", "uses_images", "pairs", "feedback_pairs",
-                  "folds"]].copy()
-    for key in keys:
+    table = pd.DataFrame({"run": [run_label(run.model, run.feature_set, run.created) for run in runs.itertuples()]})
+    table["target"] = runs["target"].to_numpy()
+    for key in keys:  # the metrics right after the run's name: a narrow screen shows them without scrolling
         table[key] = [one.get(key, math.nan) for one in metrics]
+    for column in ("model", "feature_set", "uses_captions", "uses_images", "pairs", "feedback_pairs", "folds"):
+        table[column] = runs[column].to_numpy()
+    table["serves_uncaptioned"] = ~runs["uses_captions"].astype(bool).to_numpy()
     table["beats_baseline"] = runs["beats_baseline"]
     table["train_seconds"] = runs["train_seconds"]
     table["predict_ms"] = runs["predict_ms"]
     table["created"] = runs["created"]
-    table["reranks_search"] = runs["id"] == reranker
+    table["reranks_search"] = (runs["id"] == reranker).to_numpy()
+    table["id"] = runs["id"].to_numpy()
     return table.reset_index(drop=True)
+
+
+def model_label(model: str) -> str:
+    return MODEL_LABELS.get(model, model)
+
+
+def run_label(model: str, feature_set: str, created: object) -> str:
+    """A run's name for people: "Ridge on captions, 03 Dec 21:17" (the id stays in its own column)."""
+    when = pd.Timestamp(created).strftime(", %d %b %H:%M") if created is not None and not pd.isna(created) else ""
+    return f"{model_label(model)} on {feature_set}{when}"
+
+
+def encoder_label(encoder_id: str) -> str:
+    """What an encoder id means, in words: the offline encoder's bridge, object fusion and views, or open_clip's
+    model; an id of another form is returned as it is."""
+    match = _OFFLINE_ID.match(encoder_id)
+    if match is None:
+        if encoder_id.startswith("openclip-"):
+            name = encoder_id.removeprefix("openclip-")
+            return f"open_clip {name.removesuffix('-random')}, random weights (mechanics only)" \
+                if name.endswith("-random") else f"open_clip {name}"
+        return encoder_id
+    bridge = "fitted bridge" if match["fit"] else f"zero-shot bridge (T={match['t']}, top {match['k']})"
+    objects = " + objects" if match["objects"] else ""
+    views = f"{match['views']}" + (" no mirror" if match["noflip"] else " + mirror")
+    note = f" ({match['note'].split(',')[0]})" if match["note"] else ""  # its first clause; the id has the rest
+    return f"offline {bridge}{objects}, {views}{note}"
+
+
+def best_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per target and feature set, the model whose newest run has the highest pooled out-of-fold R2, with that
+    R2's spread over the folds, the runner-up and its gap, and whether the run can score a photo without captions
+    (an upload: only feature sets without caption features can). The constant baseline is not a candidate."""
+    candidates = runs[runs["model"] != models.CONSTANT].drop_duplicates(["target", "model", "feature_set"])
+    rows = []
+    for (target, feature_set), group in candidates.groupby(["target", "feature_set"], sort=True):
+        scored = sorted(((_json(run.metrics).get(BEST_METRIC, math.nan), run) for run in group.itertuples()),
+                        key=lambda item: -item[0] if _is_number(item[0]) and math.isfinite(item[0]) else math.inf)
+        value, best = scored[0]
+        if not (_is_number(value) and math.isfinite(value)):
+            continue
+        folds = pd.Series([fold.get(BEST_METRIC) for fold in _json(best.fold_metrics)], dtype=float).dropna()
+        runner_up = scored[1] if len(scored) > 1 and math.isfinite(scored[1][0]) else None
+        rows.append({
+            "target": target, "feature_set": feature_set, "best_model": model_label(best.model),
+            BEST_METRIC: value, f"{BEST_METRIC}_fold_mean": folds.mean(), f"{BEST_METRIC}_fold_sd": folds.std(),
+            "folds": len(folds),
+            "runner_up": model_label(runner_up[1].model) if runner_up else "",
+            "ahead_by": value - runner_up[0] if runner_up else math.nan,
+            "serves_uncaptioned": not bool(best.uses_captions),
+            "run": run_label(best.model, best.feature_set, best.created), "id": best.id,
+        })
+    return pd.DataFrame(rows, columns=["target", "feature_set", "best_model", BEST_METRIC, f"{BEST_METRIC}_fold_mean",
+                                       f"{BEST_METRIC}_fold_sd", "folds", "runner_up", "ahead_by",
+                                       "serves_uncaptioned", "run", "id"])
 
 
 def targets_of(runs: pd.DataFrame) -> list[str]:
@@ -241,8 +311,13 @@ def retrieval_tables(metrics: pd.DataFrame) -> dict[str, pd.DataFrame]:
     tables = {}
     for protocol, group in metrics.groupby("protocol", sort=True):
         wide = group.pivot_table(index=["encoder", "data_version"], columns="metric", values="value", aggfunc="first")
+        ordered = [m for m in RETRIEVAL_ORDER if m in wide.columns] + sorted(set(wide.columns) - set(RETRIEVAL_ORDER))
+        wide = wide[ordered]
         wide["created"] = group.groupby(["encoder", "data_version"])["created"].max()
-        tables[str(protocol)] = wide.reset_index().rename_axis(columns=None)
+        table = wide.reset_index().rename_axis(columns=None)
+        table.insert(0, "encoder_name", [encoder_label(encoder) for encoder in table["encoder"]])
+        # The metrics right after the encoder's name, its raw id last (for the CLI and the database).
+        tables[str(protocol)] = table[["encoder_name", *ordered, "data_version", "created", "encoder"]]
     return tables
 
 

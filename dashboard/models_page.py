@@ -1,5 +1,6 @@
-"""Model comparison page: the registered relevance-model runs and retrieval metrics side by side, fold spread per
-metric, one run's out-of-fold predictions and residuals, and the choice of the model search re-ranks with.
+"""Model comparison page: the best run per target and feature set, the registered relevance-model runs and
+retrieval metrics side by side (encoders named in words), fold spread per metric, one run's out-of-fold predictions
+and residuals, and the choice of the model search re-ranks with.
 
 Presentation only; shaping the data and the figures lives in comparison.py, SQL in db/. The re-ranker choice is
 a write, so it goes through the write queue (context.submit) and only the "data" role may make it.
@@ -17,12 +18,38 @@ from db.write_queue import OP_ROLES
 EDITOR_ROLES = OP_ROLES["reranker"]  # who may change the re-ranker: the writer refuses everyone else too
 
 
+def show_best(snapshot: comparison.Snapshot) -> None:
+    st.subheader("Best run per target and feature set")
+    best = comparison.best_runs(snapshot.runs)
+    if best.empty:
+        st.caption("No run other than the constant baseline has an out-of-fold R2 yet.")
+        return
+    st.caption("Judged on out-of-fold **R2** (pooled over all held-out pairs; higher is better), the newest run of "
+               "each model. Fold mean and SD: the spread over the cross-validation folds; a gap to the runner-up "
+               "smaller than the SD is not a clear win. **Serves uploads**: only runs without caption "
+               "features can score a new upload, which has no captions.")
+    shown = best[["target", "feature_set", "best_model", "serves_uncaptioned", "r2", "r2_fold_mean", "r2_fold_sd",
+                  "runner_up", "ahead_by"]]
+    st.dataframe(shown, hide_index=True, key="models_best_table", column_config={
+        "feature_set": st.column_config.TextColumn("features"),
+        "best_model": st.column_config.TextColumn("best model"),
+        "serves_uncaptioned": st.column_config.CheckboxColumn("serves uploads",
+                                                              help="can score photos without captions"),
+        "r2": st.column_config.NumberColumn("R2", format="%.3f", width="small"),
+        "r2_fold_mean": st.column_config.NumberColumn("fold mean", format="%.3f", width="small"),
+        "r2_fold_sd": st.column_config.NumberColumn("fold SD", format="%.3f", width="small"),
+        "runner_up": st.column_config.TextColumn("runner-up"),
+        "ahead_by": st.column_config.NumberColumn("ahead by", format="%.3f", width="small"),
+    })
+
+
 def show_runs(snapshot: comparison.Snapshot) -> None:
     st.subheader("Runs")
     st.caption("Every registered run, newest first, with its metrics over all out-of-fold predictions. "
                "`uses_captions`: the features include reference captions, so the model can only score captioned "
-               "photos; `uses_images`: they include photo vectors.")
-    st.dataframe(comparison.runs_table(snapshot.runs, snapshot.reranker), hide_index=True, key="models_runs_table")
+               "photos (`serves_uncaptioned` is false); `uses_images`: they include photo vectors.")
+    st.dataframe(comparison.runs_table(snapshot.runs, snapshot.reranker), hide_index=True, key="models_runs_table",
+                 column_config={"run": st.column_config.TextColumn(pinned=True)})
 
 
 def show_metric_bars(runs: pd.DataFrame, target: str) -> None:
@@ -102,7 +129,9 @@ def show_retrieval(snapshot: comparison.Snapshot) -> None:
                    "`python -m pipeline evaluate-rerank` for the re-ranker).")
     for protocol, table in tables.items():
         st.markdown(f"**{protocol}**")
-        st.dataframe(table, hide_index=True, key=f"models_retrieval_{protocol}")
+        st.dataframe(table, hide_index=True, key=f"models_retrieval_{protocol}", column_config={
+            "encoder_name": st.column_config.TextColumn("encoder", pinned=True),
+            "encoder": st.column_config.TextColumn("encoder id")})
 
 
 def main() -> None:
@@ -117,6 +146,7 @@ def main() -> None:
         st.info(f"No model runs yet. Run `{comparison.TRAIN_COMMAND} --db {context.db_path()}` to train and "
                 "register relevance models, then reload this page.")
     else:
+        show_best(snapshot)
         show_runs(snapshot)
         st.subheader("Metrics by model")
         target = st.selectbox("Target", comparison.targets_of(snapshot.runs), key="models_target")

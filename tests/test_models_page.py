@@ -97,7 +97,26 @@ def test_page_shows_runs_widgets_and_retrieval_metrics(monkeypatch: pytest.Monke
     assert at.selectbox(key="models_metric").options[:3] == ["r2", "mse", "spearman"]
     retrieval = frame_with_column(at, "recall@1")
     assert retrieval.to_dict("records")[0] | {"created": None} == {
-        "encoder": "colour-test", "data_version": "c@1", "mrr": 0.5, "recall@1": 0.25, "created": None}
+        "encoder_name": "colour-test", "encoder": "colour-test", "data_version": "c@1", "recall@1": 0.25, "mrr": 0.5,
+        "created": None}
+    assert list(runs.columns[:3]) == ["run", "target", "r2"]  # the metrics come right after the run's name
+    assert runs["serves_uncaptioned"].tolist() == (~runs["uses_captions"]).tolist()
+
+
+def test_page_names_the_best_run_per_target_and_feature_set(monkeypatch: pytest.MonkeyPatch,
+                                                             models_db: Path) -> None:
+    at = open_app(monkeypatch, models_db, page=PAGE)
+    best = frame_with_column(at, "best_model")
+    runs = runs_of(models_db)
+    assert sorted(zip(best["target"], best["feature_set"])) == [
+        (COCO_TARGET, "captions"), (COCO_TARGET, "image"), (EXPERT_TARGET, "captions")]
+    for row in best.itertuples():
+        mine = runs[(runs["target"] == row.target) & (runs["feature_set"] == row.feature_set)]
+        r2 = {model: json.loads(metrics)["r2"] for model, metrics in zip(mine["model"], mine["metrics"])}
+        winner = max(r2, key=r2.get)
+        assert row.best_model == comparison.model_label(winner) and row.r2 == pytest.approx(r2[winner])
+        assert row.ahead_by == pytest.approx(r2[winner] - min(r2.values()))  # two candidates: zero-shot, ridge
+        assert row.serves_uncaptioned == (row.feature_set == "image")
 
 
 def test_bars_are_fold_means_with_fold_std(monkeypatch: pytest.MonkeyPatch, models_db: Path) -> None:
@@ -335,3 +354,51 @@ def test_retrieval_tables_have_one_table_per_protocol() -> None:
     assert tables["p"][["encoder", "mrr", "recall@1"]].to_dict("records") == [
         {"encoder": "e", "mrr": 0.5, "recall@1": 0.2}]
     assert tables["p"].at[0, "created"] == pd.Timestamp("2024-01-02")
+
+
+def test_retrieval_metrics_come_in_reading_order() -> None:
+    names = ["ndcg@10", "recall@10", "map", "recall@5", "mrr", "recall@1", "zeta"]
+    metrics = pd.DataFrame({"encoder": "e", "protocol": "p", "metric": names, "value": 0.5, "data_version": "v",
+                            "created": pd.Timestamp("2024-01-01"), "details": "{}"})
+    table = comparison.retrieval_tables(metrics)["p"]
+    assert list(table.columns) == ["encoder_name", "recall@1", "recall@5", "recall@10", "mrr", "map", "ndcg@10",
+                                   "zeta", "data_version", "created", "encoder"]
+
+
+@pytest.mark.parametrize(("encoder_id", "label"), [
+    ("offline-zs-t3-k50-full224", "offline zero-shot bridge (T=3, top 50), full224 + mirror"),
+    ("offline-fit-0a1b2c3d4e-center224+full224-noflip", "offline fitted bridge, center224+full224 no mirror"),
+    ("offline-zs-t3-k50+obj-0d5d6fba6b-full224", "offline zero-shot bridge (T=3, top 50) + objects, full224 + mirror"),
+    ("offline-fit+objects-full224 (5-fold cross-fit, object weight by inner cross-fit)",
+     "offline fitted bridge + objects, full224 + mirror (5-fold cross-fit)"),
+    ("openclip-ViT-B-32-laion2b_s34b_b79k", "open_clip ViT-B-32-laion2b_s34b_b79k"),
+    ("openclip-RN50-random", "open_clip RN50, random weights (mechanics only)"),
+    ("colour-test", "colour-test"),
+])
+def test_encoder_ids_read_in_words(encoder_id: str, label: str) -> None:
+    assert comparison.encoder_label(encoder_id) == label
+
+
+def test_best_runs_skip_the_constant_and_rank_by_pooled_r2() -> None:
+    folds = lambda *r2: json.dumps([{"fold": i, "r2": v} for i, v in enumerate(r2)])  # noqa: E731
+    created = pd.Timestamp("2026-12-03 21:17")
+    runs = _runs([
+        {"id": "t/c", "target": "t", "model": "constant", "feature_set": "none", "metrics": '{"r2": 0.0}',
+         "fold_metrics": folds(0.0, 0.0)},
+        {"id": "t/r", "target": "t", "model": "ridge", "feature_set": "captions", "metrics": '{"r2": 0.7}',
+         "fold_metrics": folds(0.6, 0.8), "uses_captions": True, "created": created},
+        {"id": "t/h", "target": "t", "model": "hist-gradient-boosting", "feature_set": "captions",
+         "metrics": '{"r2": 0.75}', "fold_metrics": folds(0.7, 0.8), "uses_captions": True, "created": created},
+        {"id": "t/old", "target": "t", "model": "ridge", "feature_set": "image", "metrics": '{"r2": 0.9}',
+         "fold_metrics": folds(0.9, 0.9)},
+        {"id": "t/z", "target": "t", "model": "zero-shot", "feature_set": "image", "metrics": '{"r2": NaN}',
+         "fold_metrics": folds(math.nan)},
+    ]).iloc[[0, 1, 2, 4, 3]]  # newest first: the NaN zero-shot is newer than the old ridge
+    best = comparison.best_runs(runs).drop(columns=["r2_fold_sd"])
+    assert best.to_dict("records") == [
+        {"target": "t", "feature_set": "captions", "best_model": "Gradient boosting", "r2": 0.75,
+         "r2_fold_mean": pytest.approx(0.75), "folds": 2, "runner_up": "Ridge", "ahead_by": pytest.approx(0.05),
+         "serves_uncaptioned": False, "run": "Gradient boosting on captions, 03 Dec 21:17", "id": "t/h"},
+        {"target": "t", "feature_set": "image", "best_model": "Ridge", "r2": 0.9, "r2_fold_mean": 0.9, "folds": 2,
+         "runner_up": "", "ahead_by": pytest.approx(math.nan, nan_ok=True), "serves_uncaptioned": True,
+         "run": "Ridge on image", "id": "t/old"}]
