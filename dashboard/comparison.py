@@ -85,12 +85,10 @@ def runs_table(runs: pd.DataFrame, reranker: str | None) -> pd.DataFrame:
     for key in keys:  # the metrics right after the run's name: a narrow screen shows them without scrolling
         table[key] = [one.get(key, math.nan) for one in metrics]
     for column in ("model", "feature_set", "uses_captions", "uses_images", "pairs", "feedback_pairs", "folds"):
-        table[column] = runs[column].to_numpy()
+        table[column] = runs[column].to_numpy()  # by position: ``runs`` may carry any index
     table["serves_uncaptioned"] = ~runs["uses_captions"].astype(bool).to_numpy()
-    table["beats_baseline"] = runs["beats_baseline"]
-    table["train_seconds"] = runs["train_seconds"]
-    table["predict_ms"] = runs["predict_ms"]
-    table["created"] = runs["created"]
+    for column in ("beats_baseline", "train_seconds", "predict_ms", "created"):
+        table[column] = runs[column].to_numpy()
     table["reranks_search"] = (runs["id"] == reranker).to_numpy()
     table["id"] = runs["id"].to_numpy()
     return table.reset_index(drop=True)

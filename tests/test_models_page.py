@@ -402,3 +402,14 @@ def test_best_runs_skip_the_constant_and_rank_by_pooled_r2() -> None:
         {"target": "t", "feature_set": "image", "best_model": "Ridge", "r2": 0.9, "r2_fold_mean": 0.9, "folds": 2,
          "runner_up": "", "ahead_by": pytest.approx(math.nan, nan_ok=True), "serves_uncaptioned": True,
          "run": "Ridge on image", "id": "t/old"}]
+
+
+def test_runs_table_keeps_each_runs_values_together_whatever_the_index() -> None:
+    runs = _runs([{"id": f"t/{m}", "target": "t", "model": m, "feature_set": "image", "metrics": f'{{"r2": {r2}}}',
+                   "fold_metrics": "[]", "train_seconds": seconds}
+                  for m, r2, seconds in (("ridge", 0.5, 1.0), ("mlp", 0.6, 9.0))]).set_axis([7, 3])
+    table = comparison.runs_table(runs, "t/mlp")
+    assert table[["id", "r2", "train_seconds", "reranks_search"]].to_dict("records") == [
+        {"id": "t/ridge", "r2": 0.5, "train_seconds": 1.0, "reranks_search": False},
+        {"id": "t/mlp", "r2": 0.6, "train_seconds": 9.0, "reranks_search": True}]
+    assert table["run"].tolist() == ["Ridge on image", "MLP on image"]
