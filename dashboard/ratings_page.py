@@ -32,10 +32,15 @@ def filters(datasets: list[str]) -> eda.PairFilter:
                           score_range=None if (low, high) == full_range else (low, high))
 
 
+HEADLINE_PER_ROW = 4  # seven tiles in one row cut their labels short at 1400 px ("Mean expert s...")
+
+
 def show_headline(snapshot: ratings.Snapshot) -> None:
     cells = ratings.headline(snapshot.summary, snapshot.agreement)
-    for column, (label, value, help_text) in zip(st.columns(len(cells)), cells):
-        column.metric(label, value, help=help_text)
+    for start in range(0, len(cells), HEADLINE_PER_ROW):
+        row = cells[start : start + HEADLINE_PER_ROW]
+        for column, (label, value, help_text) in zip(st.columns(HEADLINE_PER_ROW), row):
+            column.metric(label, value, help=help_text)
 
 
 def expert_section(snapshot: ratings.Snapshot) -> None:

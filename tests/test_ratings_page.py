@@ -98,6 +98,15 @@ def charts(at: AppTest) -> dict[str, dict]:
     return {chart.proto.id.rsplit("-", 1)[-1]: json.loads(chart.proto.spec) for chart in at.get("plotly_chart")}
 
 
+
+def test_headline_tiles_come_at_most_four_to_a_row(monkeypatch: pytest.MonkeyPatch, studio_db: Path) -> None:
+    """Seven tiles in one row cut their labels short at 1400 px ("Mean expert s..."): no headline tile gets a
+    column narrower than a quarter of the row."""
+    at = open_app(monkeypatch, studio_db, user=PRODUCT, page=PAGE)
+    holding = [column for column in at.columns if column.metric]
+    assert len(holding) == len(at.metric) == 7
+    assert min(column.weight for column in holding) == pytest.approx(1 / 4)
+
 # ------------------------------------------------------------------------------------------------------ page
 def test_page_renders_filters_charts_and_headline_matching_sql(monkeypatch: pytest.MonkeyPatch,
                                                                 studio_db: Path) -> None:
