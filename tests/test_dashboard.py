@@ -64,6 +64,10 @@ def test_overview_page_shows_the_ingested_data(monkeypatch: pytest.MonkeyPatch, 
     assert {m.label: m.value for m in at.metric} == EXPECTED_METRICS
     datasets = frame_with_column(at, "images_missing")
     assert list(datasets["dataset"]) == ["clean-flickr", "tiny-flickr"]
+    # Twelve narrow count columns that fit a 1400 px window; the folder and run id are in the ingest runs table.
+    assert list(datasets.columns) == ["dataset", "layout", "images", "images_ok", "images_missing", "images_corrupt",
+                                      "captions", "expert_ratings", "crowd_ratings", "relevance_pairs",
+                                      "object_labels", "rejects"]
     runs = frame_with_column(at, "status")
     assert set(runs["dataset"]) == {"clean-flickr", "tiny-flickr"} and set(runs["status"]) == {"ok"}
 
