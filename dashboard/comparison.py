@@ -69,6 +69,11 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _is_finite(value: object) -> bool:
+    """A number that is neither NaN nor infinite (a stored metric may be missing, null or NaN)."""
+    return _is_number(value) and math.isfinite(value)
+
+
 def metric_keys(metrics: list[dict]) -> list[str]:
     """Numeric metric names found in these metric objects: preferred ones first, the rest alphabetically."""
     found = {key for one in metrics for key, value in one.items() if key not in NOT_METRICS and _is_number(value)}
@@ -128,13 +133,14 @@ def best_runs(runs: pd.DataFrame) -> pd.DataFrame:
     candidates = runs[runs["model"] != models.CONSTANT].drop_duplicates(["target", "model", "feature_set"])
     rows = []
     for (target, feature_set), group in candidates.groupby(["target", "feature_set"], sort=True):
-        scored = sorted(((_json(run.metrics).get(BEST_METRIC, math.nan), run) for run in group.itertuples()),
-                        key=lambda item: -item[0] if _is_number(item[0]) and math.isfinite(item[0]) else math.inf)
-        value, best = scored[0]
-        if not (_is_number(value) and math.isfinite(value)):
+        scored = [(value, run) for run in group.itertuples()
+                  if _is_finite(value := _json(run.metrics).get(BEST_METRIC))]
+        if not scored:
             continue
+        scored.sort(key=lambda item: -item[0])  # stable: among equal values the newer run stays first
+        value, best = scored[0]
         folds = pd.Series([fold.get(BEST_METRIC) for fold in _json(best.fold_metrics)], dtype=float).dropna()
-        runner_up = scored[1] if len(scored) > 1 and math.isfinite(scored[1][0]) else None
+        runner_up = scored[1] if len(scored) > 1 else None
         rows.append({
             "target": target, "feature_set": feature_set, "best_model": model_label(best.model),
             BEST_METRIC: value, f"{BEST_METRIC}_fold_mean": folds.mean(), f"{BEST_METRIC}_fold_sd": folds.std(),
@@ -158,7 +164,7 @@ def fold_metric_keys(runs: pd.DataFrame, target: str) -> list[str]:
     """Metrics some fold of some run of ``target`` has a finite value for: the ones a fold spread exists for."""
     folds = [fold for text in runs.loc[runs["target"] == target, "fold_metrics"] for fold in _json(text)]
     return [key for key in metric_keys(folds)
-            if any(_is_number(fold.get(key)) and math.isfinite(fold[key]) for fold in folds)]
+            if any(_is_finite(fold.get(key)) for fold in folds)]
 
 
 def metric_bars(runs: pd.DataFrame, target: str, metric: str) -> pd.DataFrame:

@@ -28,7 +28,6 @@ CONSTANT = "constant"
 ZERO_SHOT = "zero-shot"
 MODEL_NAMES = (CONSTANT, ZERO_SHOT, "ridge", "random-forest", "hist-gradient-boosting", "mlp")
 INNER_FOLDS = 3
-SEARCH_ITERATIONS = 4
 SEED = 0
 SLOW = frozenset({"random-forest", "hist-gradient-boosting", "mlp"})
 
@@ -58,7 +57,7 @@ class Spec:
     estimator: BaseEstimator
     space: dict
     randomized: bool = False
-    draws: int = SEARCH_ITERATIONS  # candidates a randomized search tries
+    draws: int | None = None  # candidates a randomized search tries (each randomized spec names its own)
     parallel_candidates: bool = False  # single-threaded and slow enough to be worth one process per candidate
 
 

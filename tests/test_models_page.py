@@ -413,3 +413,15 @@ def test_runs_table_keeps_each_runs_values_together_whatever_the_index() -> None
         {"id": "t/ridge", "r2": 0.5, "train_seconds": 1.0, "reranks_search": False},
         {"id": "t/mlp", "r2": 0.6, "train_seconds": 9.0, "reranks_search": True}]
     assert table["run"].tolist() == ["Ridge on image", "MLP on image"]
+
+
+def test_best_runs_skip_a_run_whose_r2_is_null() -> None:
+    """A metric stored as JSON null is no candidate (it once reached math.isfinite and raised)."""
+    runs = _runs([
+        {"id": "t/r", "target": "t", "model": "ridge", "feature_set": "image", "metrics": '{"r2": 0.4}',
+         "fold_metrics": "[]"},
+        {"id": "t/m", "target": "t", "model": "mlp", "feature_set": "image", "metrics": '{"r2": null}',
+         "fold_metrics": "[]"},
+    ])
+    best = comparison.best_runs(runs)
+    assert best[["best_model", "runner_up"]].to_dict("records") == [{"best_model": "Ridge", "runner_up": ""}]
