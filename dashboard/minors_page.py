@@ -1,12 +1,14 @@
-"""Minors review page (moderators only): the pending and excluded queue with the caption words that fired and the
-detectors' boxes drawn on each photo (score, estimated age), confirm or overturn with a reason one by one or in bulk,
-the audit trail, exports. Logic: minors_review.py, evidence.py."""
+"""Minors review page (moderators only). First view, "To decide": one photo at a time, leased to this moderator,
+decided with a key (minors_queue_view.py). "Waiting for the file": pending photos nobody can see yet. "All decisions":
+the pending and excluded grid with the caption words that fired and the detectors' boxes drawn on each photo (score,
+estimated age), confirm or overturn with a reason one by one or in bulk, the audit trail, exports. Logic:
+minors_review.py, queue_flow.py, evidence.py."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import context, evidence, minors_review, photo_view, stage_progress
+from dashboard import context, evidence, minors_queue_view, minors_review, stage_progress
 from db import minors
 from db.shared import LeasedDatabase
 from pipeline.minors.moderation import STATUSES, ModerationError, validate
@@ -15,10 +17,15 @@ PAGE_SIZE = 20
 BLOCKED_SHOWN = 100
 AUDIT_SHOWN = 200
 STATUS_LABELS = {"cleared": "Clear (show in search)", "excluded": "Exclude", "pending_review": "Keep pending"}
+VIEWS = ("To decide", "Waiting for the file", "All decisions")
 
 
-def decide(image_ids: list[str], status: str, reason: str) -> None:
-    """Check, queue as the signed-in moderator, then rerun so the queue shows the new state."""
+def decide(image_ids: list[str], status: str | None, reason: str) -> None:
+    """Check, queue as the signed-in moderator, then rerun so the queue shows the new state. No decision is
+    preselected: a moderator chooses one each time."""
+    if status is None:
+        st.error("Choose a decision first.")
+        return
     user = context.current_user()
     try:
         with context.page_database() as db:
@@ -31,26 +38,12 @@ def decide(image_ids: list[str], status: str, reason: str) -> None:
     st.rerun()
 
 
-@st.cache_data(max_entries=256, show_spinner=False)  # like photo_view: keyed by the decided bytes and the boxes
-def _evidence_photo(path: str, sha256: str, found: evidence.Evidence) -> bytes | None:
-    return evidence.annotated_photo(path, sha256, found)
-
-
-def shown_photo(row, found: evidence.Evidence | None) -> bytes | None:
-    """The decided bytes of the photo, with the detectors' boxes drawn on them when there are any."""
-    if found is None or not found.boxes:
-        return photo_view.photo({row.image_id: (row.path, row.sha256)}, row.image_id)
-    if not (isinstance(row.path, str) and isinstance(row.sha256, str)):
-        return None
-    return _evidence_photo(row.path, row.sha256, found)
-
-
 def item(row, found: evidence.Evidence | None) -> None:
     """One queued photo: the photo with what the detectors saw drawn on it, why it is here (fired words
     highlighted), the evidence table, and a decision form."""
     with st.container(border=True):
         left, right = st.columns([1, 2])
-        photo = shown_photo(row, found)
+        photo = minors_queue_view.shown_photo(row, found)
         if photo is not None:
             left.image(photo, width="stretch")
         else:
@@ -68,8 +61,8 @@ def item(row, found: evidence.Evidence | None) -> None:
                     st.image(photo, width="stretch")
                 st.dataframe(evidence.table(found), hide_index=True)
         cells = right.columns([2, 3, 1], vertical_alignment="bottom")
-        status = cells[0].selectbox("Decision", STATUSES, format_func=STATUS_LABELS.get,
-                                    key=f"minors_status_{row.image_id}")
+        status = cells[0].selectbox("Decision", STATUSES, format_func=STATUS_LABELS.get, index=None,
+                                    placeholder="Choose", key=f"minors_status_{row.image_id}")
         reason = cells[1].text_input("Reason", key=f"minors_reason_{row.image_id}")
         if cells[2].button("Decide", key=f"minors_decide_{row.image_id}"):
             decide([row.image_id], status, reason)
@@ -88,17 +81,35 @@ def blocked_searches() -> None:
 
 
 def main() -> None:
+    """Progress first, then the view chosen, "To decide" by default."""
     st.title("Minors review")
     context.require_role(__file__)  # app.py does not register this page for other roles; belt and braces
     stage_progress.waiting_notice(__file__)
     context.show_remembered()
 
+    me = context.current_user().name
     with context.page_database() as db:
         counts = minors.status_counts(db)
-        datasets = minors.decided_datasets(db)
+        if counts:
+            minors_queue_view.progress(db, me)
     if not counts:
         st.info("No minors decisions yet: run `python -m pipeline filter` (after `python -m pipeline ingest`).")
         return
+    view = st.segmented_control("View", VIEWS, default=VIEWS[0], required=True, key="minors_view",
+                                label_visibility="collapsed")
+    if view == VIEWS[0]:
+        minors_queue_view.to_decide(me)
+    elif view == VIEWS[1]:
+        minors_queue_view.waiting_for_file()
+    else:
+        all_decisions(counts)
+
+
+def all_decisions(counts: dict[str, int]) -> None:
+    """The grid for bulk work: every decision the filters match, a page at a time, the searches the legal block
+    refused, the audit trail, exports."""
+    with context.page_database() as db:
+        datasets = minors.decided_datasets(db)
     for column, status in zip(st.columns(3), ("pending_review", "excluded", "cleared")):
         column.metric(status.replace("_", " ").capitalize(), f"{counts.get(status, 0):,}")
 
@@ -124,8 +135,8 @@ def main() -> None:
         picked = list(shown["image_id"]) if every else st.multiselect(
             "Photos", list(shown["image_id"]), key="minors_bulk_ids")
         cells = st.columns([2, 3, 1], vertical_alignment="bottom")
-        bulk_status = cells[0].selectbox("Decision", STATUSES, format_func=STATUS_LABELS.get,
-                                         key="minors_bulk_status")
+        bulk_status = cells[0].selectbox("Decision", STATUSES, format_func=STATUS_LABELS.get, index=None,
+                                         placeholder="Choose", key="minors_bulk_status")
         bulk_reason = cells[1].text_input("Reason", key="minors_bulk_reason")
         if cells[2].button("Apply to selected", key="minors_bulk_apply"):
             decide(picked, bulk_status, bulk_reason)

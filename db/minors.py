@@ -111,7 +111,8 @@ def status_counts(db: Database) -> dict[str, int]:
 
 def moderate(cur: duckdb.DuckDBPyConnection, image_ids: Sequence[str], new_status: str, moderator: str,
              reason: str) -> int:
-    """Set the status of these photos as a moderator decision, with one audit row each. Returns rows changed."""
+    """Set the status of these photos as a moderator decision, with one audit row each; a decided photo's queue
+    lease ends (db/moderation_queue.py). Returns rows changed."""
     now = datetime.now()
     cur.register("chosen", pa.table({"image_id": pa.array(list(image_ids), pa.string())}))
     next_id = cur.execute("SELECT coalesce(max(id), 0) FROM moderation_audit").fetchone()[0]
@@ -123,6 +124,7 @@ def moderate(cur: duckdb.DuckDBPyConnection, image_ids: Sequence[str], new_statu
         """,
         [next_id, moderator, now, new_status, reason],
     )
+    cur.execute("DELETE FROM moderation_leases WHERE image_id IN (SELECT image_id FROM chosen)")
     # The rule's evidence stays beside every later decision, one level down however often moderators decide
     # (a rule decision's reasons are the evidence; a moderator decision carries it on; 'previous' is the
     # nesting that moderator decisions made before this migration used).
@@ -150,9 +152,9 @@ def audit_trail(db: Database, image_id: str | None = None, limit: int | None = N
     """Moderator decisions, oldest first, of one photo (all when None); the newest ``limit`` only when given
     (still oldest first)."""
     return db.fetch_df(
-        "SELECT * FROM (SELECT id, image_id, moderator, changed_at, old_status, new_status, reason "
-        "FROM moderation_audit WHERE $image_id IS NULL OR image_id = $image_id ORDER BY id DESC LIMIT $limit) "
-        "ORDER BY id",
+        "SELECT * FROM (SELECT a.id, image_id, moderator, changed_at, old_status, new_status, reason, "
+        "u.audit_id AS undoes FROM moderation_audit a LEFT JOIN moderation_undos u ON u.undo_id = a.id "
+        "WHERE $image_id IS NULL OR image_id = $image_id ORDER BY a.id DESC LIMIT $limit) ORDER BY id",
         {"image_id": image_id, "limit": limit},
     )
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import duckdb
 
-from db import labels, minors, users
+from db import labels, minors, moderation_queue, users
 from db import models as model_store
 from db.database import Database, DatabaseError
 from db.shared import SharedDatabase
@@ -85,6 +85,18 @@ def _moderate(cur: duckdb.DuckDBPyConnection, write: Write) -> None:
     minors.moderate(cur, p["image_ids"], p["status"], write.user, reason)
 
 
+def _claim_next(cur: duckdb.DuckDBPyConnection, write: Write) -> None:
+    """The moderator queue's next photo, leased to the user (db/moderation_queue.py claim_next)."""
+    skip = write.payload.get("skip", [])
+    if not isinstance(skip, list):
+        raise ValueError("skip must be a list of photo ids")
+    moderation_queue.claim_next(cur, write.user, skip)
+
+
+def _undo_moderation(cur: duckdb.DuckDBPyConnection, write: Write) -> None:
+    moderation_queue.undo(cur, write.user, int(write.payload["audit_id"]))
+
+
 def _blocked_query(cur: duckdb.DuckDBPyConnection, write: Write) -> None:
     p = write.payload
     minors.log_blocked_query(cur, p["query"], p["matches"], write.user, p["version"])
@@ -96,12 +108,12 @@ def _reranker(cur: duckdb.DuckDBPyConnection, write: Write) -> None:
 
 OPS: dict[str, Callable[[duckdb.DuckDBPyConnection, Write], None]] = {
     "label": _label, "undo_label": _undo_label, "moderate": _moderate, "blocked_query": _blocked_query,
-    "reranker": _reranker,
+    "reranker": _reranker, "claim_next": _claim_next, "undo_moderation": _undo_moderation,
 }
 # The roles that may make each operation; checked by the writer for every write (see the module docstring).
 OP_ROLES: dict[str, tuple[str, ...]] = {
     "label": users.ROLES, "undo_label": users.ROLES, "blocked_query": users.ROLES, "moderate": ("moderator",),
-    "reranker": ("data",),
+    "reranker": ("data",), "claim_next": ("moderator",), "undo_moderation": ("moderator",),
 }
 
 

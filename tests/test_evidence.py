@@ -125,6 +125,7 @@ def test_review_page_draws_the_boxes_with_score_and_age(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(evidence, "annotate", spy)
     at = open_app(monkeypatch, perceived_db, MODERATOR, page="minors_page.py")
+    at.segmented_control(key="minors_view").set_value("All decisions").run()  # the grid (the page opens on "To decide")
     assert at.multiselect(key="minors_bulk_ids").options == ["c/1", "c/2"]
     captions = [c.value for c in at.caption]
     assert "1 face(s), youngest ~7; 1 person box(es), best 0.50; 1 other object(s): dog" in captions

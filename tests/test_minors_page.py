@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -15,10 +16,12 @@ from streamlit.testing.v1 import AppTest
 from builders import image_bytes
 from dashboard import context, minors_review, photo_view
 from dashboard_support import APP, DATA, MODERATOR, PRODUCT, TIMEOUT, frame_with_column, open_app
-from db import minors
+from db import minors, moderation_queue
 from db.database import Database
+from db.shared import pipeline_claim, publish_snapshot, remove_snapshot
 from pipeline.cli import main as pipeline_main
 from pipeline.minors import moderation, query_block
+from test_search_objects import perceive_rows
 from test_search_page import colour_photos
 
 
@@ -33,6 +36,14 @@ def minors_db(tmp_path: Path) -> Path:
     assert pipeline_main(["ingest", "--data", str(data), "--db", str(path), "--quiet"]) == 0
     assert pipeline_main(["filter", "--db", str(path), "--quiet"]) == 0
     return path
+
+
+def open_grid(monkeypatch: pytest.MonkeyPatch, path: Path) -> AppTest:
+    """The page as a moderator, switched to its "All decisions" grid (the page opens on "To decide")."""
+    at = open_app(monkeypatch, path, MODERATOR, page="minors_page.py")
+    at.segmented_control(key="minors_view").set_value("All decisions").run()
+    assert not at.exception
+    return at
 
 
 def decisions(path: Path) -> dict[str, tuple]:
@@ -58,7 +69,7 @@ def test_only_moderators_have_the_page(monkeypatch: pytest.MonkeyPatch, minors_d
 
 def test_queue_shows_reasons_with_the_fired_words_highlighted(monkeypatch: pytest.MonkeyPatch,
                                                              minors_db: Path) -> None:
-    at = open_app(monkeypatch, minors_db, MODERATOR, page="minors_page.py")
+    at = open_grid(monkeypatch, minors_db)
     states = decisions(minors_db)
     queued = sorted(i for i, (status, *_ ) in states.items() if status != "cleared")
     assert "c/1" in queued
@@ -68,7 +79,7 @@ def test_queue_shows_reasons_with_the_fired_words_highlighted(monkeypatch: pytes
 
 
 def test_a_decision_needs_a_reason_and_is_audited(monkeypatch: pytest.MonkeyPatch, minors_db: Path) -> None:
-    at = open_app(monkeypatch, minors_db, MODERATOR, page="minors_page.py")
+    at = open_grid(monkeypatch, minors_db)
     at.selectbox(key="minors_status_c/1").select("cleared")
     at.button(key="minors_decide_c/1").click().run()
     assert "reason is required" in at.error[0].value
@@ -91,7 +102,7 @@ def test_a_decision_needs_a_reason_and_is_audited(monkeypatch: pytest.MonkeyPatc
 
 
 def test_bulk_decision_on_every_photo_of_the_page(monkeypatch: pytest.MonkeyPatch, minors_db: Path) -> None:
-    at = open_app(monkeypatch, minors_db, MODERATOR, page="minors_page.py")
+    at = open_grid(monkeypatch, minors_db)
     queued = at.multiselect(key="minors_bulk_ids").options
     at.checkbox(key="minors_bulk_all").check().run()
     at.selectbox(key="minors_bulk_status").select("excluded")
@@ -135,7 +146,7 @@ def test_no_decisions_yet_names_the_filter_command(monkeypatch: pytest.MonkeyPat
 
 def test_moderators_see_the_searches_the_legal_block_refused(monkeypatch: pytest.MonkeyPatch,
                                                              minors_db: Path) -> None:
-    at = open_app(monkeypatch, minors_db, MODERATOR, page="minors_page.py")
+    at = open_grid(monkeypatch, minors_db)
     assert "Blocked searches (0)" in [h.value for h in at.subheader]
     with Database(minors_db) as db:
         for query in ("kids on a beach", "a little boy with a kite"):
@@ -157,7 +168,7 @@ def test_the_queue_is_read_one_page_at_a_time_from_sql(monkeypatch: pytest.Monke
     monkeypatch.setattr(minors, "queue", lambda db, statuses, dataset=None, text=None, limit=None, offset=0: (
         asked.append((tuple(statuses), dataset, text, limit, offset)),
         queue(db, statuses, dataset, text, limit, offset))[1])
-    at = open_app(monkeypatch, minors_db, MODERATOR, page="minors_page.py")
+    at = open_grid(monkeypatch, minors_db)
     assert "Queue (24)" in [h.value for h in at.subheader]
     first = at.multiselect(key="minors_bulk_ids").options
     assert len(first) == 20 and first == sorted(first)  # by status, then photo id
@@ -184,3 +195,113 @@ def test_the_exports_are_made_when_called_and_hold_every_match(minors_db: Path) 
         assert exported["image_id"].tolist() == queued and "c/1" in queued
         assert "words: little boy" in " ".join(exported["reason"])
         assert pd.read_csv(io.BytesIO(audit_csv()))["reason"].tolist() == ["look 0", "look 1", "look 2"]
+
+
+def shown_photo(at: AppTest) -> str:
+    """The photo id the "To decide" view shows ("Photo **c/3**")."""
+    return next(m.value for m in at.markdown if m.value.startswith("Photo **")).removeprefix("Photo **")[:-2]
+
+
+def test_to_decide_one_photo_at_a_time_with_keys_reasons_skip_and_undo(monkeypatch: pytest.MonkeyPatch,
+                                                                        minors_db: Path) -> None:
+    """The page opens on the oldest pending photo that has its file; each key records the decision with the
+    preset reason and shows the next photo in the same run; skip moves on; undo restores and brings it back."""
+    with Database(minors_db) as db, db.write() as cur:
+        cur.execute("UPDATE minors_decisions SET status = 'pending_review' WHERE image_id IN "
+                    "('c/3', 'c/4', 'c/5', 'c/6')")
+        cur.execute("UPDATE images SET status = 'missing', status_reason = 'file not found' WHERE id = 'c/6'")
+    with Database(minors_db) as db:
+        perceive_rows(db, {"c/2": [("person", 0.8)]})
+    at = open_app(monkeypatch, minors_db, MODERATOR, page="minors_page.py")
+    assert at.segmented_control(key="minors_view").value == "To decide"
+    assert "1 person box(es), best 0.80" in [c.value for c in at.caption]  # drawn on the photo, and listed:
+    assert frame_with_column(at, "what")[["what", "score"]].values.tolist() == [["person", 0.8]]
+    tiles = {m.label: m.value for m in at.metric}
+    assert (tiles["Left to decide"], tiles["Waiting for the file"], tiles["Decided today by you"]) == ("4", "1", "0")
+    assert shown_photo(at) == "c/2" and len(at.image) == 1
+    assert any(m.value.startswith("A caption uses words that may mean a child") for m in at.markdown)
+    assert "Two :red-background[**girls**], maybe :red-background[**teenagers**], by a green wall\\." in [
+        m.value for m in at.markdown]
+    assert at.button(key="queue_undo").disabled
+
+    at.button(key="queue_clear").click().run()
+    assert shown_photo(at) == "c/3" and not at.exception
+    at.selectbox(key="queue_reason_excluded").select("Baby or toddler")
+    at.button(key="queue_exclude").click().run()
+    assert shown_photo(at) == "c/4"
+    assert at.selectbox(key="queue_reason_excluded").value == "Child under 16 visible"  # back to the default
+    assert decisions(minors_db)["c/2"] == ("cleared", "moderator", "mona")
+    with Database(minors_db) as db:
+        assert db.fetch_all("SELECT image_id, new_status, reason FROM moderation_audit ORDER BY id") == [
+            ("c/2", "cleared", "No child under 16 visible"), ("c/3", "excluded", "Baby or toddler")]
+
+    at.button(key="queue_skip").click().run()
+    assert shown_photo(at) == "c/5"  # c/4 skipped: not handed back straight away
+    at.button(key="queue_undo").click().run()
+    assert shown_photo(at) == "c/3" and decisions(minors_db)["c/3"][0] == "pending_review"
+    with Database(minors_db) as db:
+        undo = minors.audit_trail(db).iloc[-1]
+    assert undo[["image_id", "old_status", "new_status", "reason", "undoes"]].tolist() == [
+        "c/3", "excluded", "pending_review", "undo: Baby or toddler", 2]  # audit row 2 is the one undone
+    assert {m.label: m.value for m in at.metric}["Decided today by you"] == "1"
+
+    at.text_input(key="queue_reason_text").input("a doll, not a child")
+    at.button(key="queue_clear").click().run()
+    assert decisions(minors_db)["c/3"][0] == "cleared" and shown_photo(at) == "c/5"
+    assert at.text_input(key="queue_reason_text").value == ""
+
+    at.segmented_control(key="minors_view").set_value("Waiting for the file").run()
+    waiting = frame_with_column(at, "what_is_missing")
+    assert waiting[["image_id", "what_is_missing"]].values.tolist() == [["c/6", "the file is missing (file not found)"]]
+
+
+def test_no_decision_is_preselected_in_the_grid(monkeypatch: pytest.MonkeyPatch, minors_db: Path) -> None:
+    """Deciding without choosing is refused: "Exclude" (the first status) is never recorded silently."""
+    at = open_grid(monkeypatch, minors_db)
+    assert at.selectbox(key="minors_status_c/1").value is None and at.selectbox(key="minors_bulk_status").value is None
+    at.text_input(key="minors_reason_c/1").input("looked")
+    at.button(key="minors_decide_c/1").click().run()
+    assert at.error[0].value == "Choose a decision first."
+    with Database(minors_db) as db:
+        assert minors.audit_count(db) == 0
+
+
+def test_while_a_pipeline_stage_writes_the_queue_hands_out_nothing(monkeypatch: pytest.MonkeyPatch,
+                                                                   minors_db: Path) -> None:
+    """A claim would wait in the journal behind the stage (2 s per page run) and the snapshot pages read would not
+    show it: the view says the queue waits for the stage instead, and writes nothing."""
+    with pipeline_claim(minors_db, "filter"):
+        publish_snapshot(minors_db)
+        at = open_app(monkeypatch, minors_db, MODERATOR, page="minors_page.py")
+        assert any("`filter` is writing the database" in i.value for i in at.info)
+        assert not [m for m in at.markdown if m.value.startswith("Photo **")]
+        assert context.write_queue(str(minors_db)).pending() == []
+    remove_snapshot(minors_db)
+    at.run()
+    assert shown_photo(at) == "c/2"
+
+
+def test_a_lease_half_gone_is_renewed_by_the_page(monkeypatch: pytest.MonkeyPatch, minors_db: Path) -> None:
+    """A moderator looking at one photo for long keeps it: a page run renews a lease with under half its time left,
+    so it is not handed to another moderator meanwhile."""
+    at = open_app(monkeypatch, minors_db, MODERATOR, page="minors_page.py")
+    assert shown_photo(at) == "c/2"
+    with Database(minors_db) as db, db.write() as cur:
+        cur.execute("UPDATE moderation_leases SET expires_at = ?", [datetime.now() + timedelta(minutes=2)])
+    at.run()
+    assert shown_photo(at) == "c/2" and context.write_queue(str(minors_db)).flush(10)
+    with Database(minors_db) as db:
+        _, expires = moderation_queue.my_lease(db, "mona")
+    assert expires - datetime.now() > timedelta(minutes=moderation_queue.LEASE_MINUTES - 1)
+
+
+def test_when_every_photo_left_is_skipped_they_can_come_back(monkeypatch: pytest.MonkeyPatch,
+                                                             minors_db: Path) -> None:
+    at = open_app(monkeypatch, minors_db, MODERATOR, page="minors_page.py")
+    assert shown_photo(at) == "c/2"  # the only pending photo
+    at.button(key="queue_skip").click().run()
+    assert [i.value for i in at.info] == ["You skipped every photo free to decide."]
+    at.button(key="queue_unskip").click().run()
+    assert shown_photo(at) == "c/2"
+    at.button(key="queue_exclude").click().run()
+    assert at.success[0].value.startswith("Nothing left to decide") and not at.button(key="queue_undo").disabled
