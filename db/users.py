@@ -24,8 +24,10 @@ import os
 import secrets
 import threading
 import unicodedata
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 ROLES = ("data", "moderator", "product")
 USERS_ENV = "STUDIO_USERS"
@@ -33,6 +35,7 @@ ITERATIONS = 200_000
 SCHEME = "pbkdf2_sha256"
 NAME_LIMIT = 128  # room for the e-mail addresses OIDC users are listed by
 REASON_LIMIT = 500
+T = TypeVar("T")
 # Checked against when the name is unknown (or has no password), so that answer costs one PBKDF2 run like any
 # other: the salt is random and the digest matches no password.
 _DUMMY_SALT = base64.b64encode(secrets.token_bytes(16)).decode()
@@ -117,19 +120,24 @@ def load(path: Path) -> dict[str, dict]:
     return users
 
 
-class UsersFile:
-    """The users file of one path, re-read only when its inode, size or modification time changed: a stat per
-    call, so the dashboard can re-check every session and the write queue every write. Thread-safe."""
+class WatchedFile(ABC, Generic[T]):
+    """What :meth:`read` (a subclass's) makes of one file, read again only when the file's inode, size or
+    modification time changed: a stat per call, so a dashboard can consult a shared file on every page run.
+    Thread-safe."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._stamp: tuple[int, int, int] | None = None
-        self._users: dict[str, dict] = {}
+        self._value: T | None = None
         self._loaded = False
 
-    def load(self) -> dict[str, dict]:
-        """name -> entry as :func:`load` reads it (do not modify); UsersError when the file is unusable."""
+    @abstractmethod
+    def read(self, path: Path) -> T:
+        """The file's content, parsed; raises for an unusable file."""
+
+    def get(self) -> T:
+        """The content as :meth:`read` returned it (do not modify); what it raises for an unusable file."""
         try:
             stat = os.stat(self.path)
             stamp = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
@@ -138,9 +146,21 @@ class UsersFile:
         with self._lock:
             if not self._loaded or stamp != self._stamp:
                 # Read after the stat: what is cached is never older than its stamp, at worst newer (read again).
-                self._users = load(self.path)
+                self._value = self.read(self.path)
                 self._stamp, self._loaded = stamp, True
-            return self._users
+            return self._value
+
+
+class UsersFile(WatchedFile[dict[str, dict]]):
+    """The users file of one path, re-read only when it changed, so the dashboard can re-check every session and
+    the write queue every write."""
+
+    def read(self, path: Path) -> dict[str, dict]:
+        return load(path)
+
+    def load(self) -> dict[str, dict]:
+        """name -> entry as :func:`load` reads it (do not modify); UsersError when the file is unusable."""
+        return self.get()
 
     def role_of(self, name: str) -> str | None:
         """The user's role now; None when the file does not list them."""
@@ -163,11 +183,11 @@ def add(path: Path, name: str, role: str, password: str | None) -> str:
                          f"normalisation; use that name to replace the user, or pick a distinct one")
     users[name] = {"role": role, "password": hash_password(password)} if password is not None else \
         {"role": role, "oidc": True}
-    _write_private(path, json.dumps({"users": users}, indent=2) + "\n")
+    write_private(path, json.dumps({"users": users}, indent=2) + "\n")
     return name
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     """Replace ``path`` atomically with a file that is owner-only (0600) from its first byte, whatever the umask:
     the temporary file is created with that mode (O_EXCL, so it is a fresh file, never an older one's mode)."""
     tmp = path.with_name(path.name + ".tmp")
