@@ -15,7 +15,9 @@ PAGES = [
     ("minors_page.py", "Minors review", ":material/shield_person:", ("moderator",)),
     ("models_page.py", "Model comparison", ":material/model_training:", ROLES),
     ("search_page.py", "Live search", ":material/image_search:", ROLES),
+    ("explore_page.py", "Explore", ":material/scatter_plot:", ROLES),
 ]
+HOME = "home_page.py"  # the default page, served at the root URL
 WHO = {"data": "the data team", "moderator": "moderators", "product": "the product team"}
 
 

@@ -21,6 +21,7 @@ WAITS_FOR: dict[str, tuple[str, ...]] = {
     "minors_page.py": ("perceive", "filter"),
     "search_page.py": ("filter", "embed", "fit-bridge"),
     "models_page.py": ("evaluate-retrieval", "train"),
+    "explore_page.py": ("embed", "fit-bridge", "project"),
 }
 STATE_ICONS = {"done": "✅", "skipped": "✅", "running": "⏳", "pending": "·", "failed": "❌", "not run": "–"}
 

@@ -19,7 +19,7 @@ from db.database import Database, DatabaseError
 from db.shared import pipeline_claim
 from db import models as model_store
 from pipeline import (bridge, demo_runner, download, embed, encoders, evaluate_retrieval, features, models, perceive,
-                      relevance, rerank, search, targets, train)
+                      project, relevance, rerank, search, targets, train)
 from pipeline.encoders.base import WeightsUnavailable
 from pipeline.encoders.offline import Bridge as OfflineBridge, OfflineEncoder
 from pipeline.ingest import IngestError, InvalidDatasetName, check_dataset_name, ingest_dataset
@@ -77,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
     emb = stages.add_parser("embed", parents=[common, encoder], help="vectors for new or changed photos")
     emb.add_argument("--batch-size", type=_at_least(1), default=32)
     emb.add_argument("--workers", type=_at_least(0), default=1, help="photo decoding processes (default 1)")
+    proj = stages.add_parser("project", parents=[common],
+                             help="2-D map and clusters of the photo vectors, for the dashboard's Explore page")
+    proj.add_argument("--encoder", help="map this encoder's vectors (default: every encoder with vectors)")
+    proj.add_argument("--force", action="store_true", help="recompute even if the vectors are unchanged")
     fit = stages.add_parser("fit-bridge", parents=[common], help="fit the offline encoder's bridge and its objects' weight on captions")
     fit.add_argument("--dataset", help="fit on this dataset's captions only (default: all)")
     ev = stages.add_parser("evaluate-retrieval", parents=[common, encoder],
@@ -248,6 +252,17 @@ def _print_fused(fused: bridge.FusionReport) -> None:
     if fused.not_perceived:
         print(f"  {fused.not_perceived:,} photo(s) not perceived by {fused.perceiver} yet: their vectors use ImageNet "
               "labels only until `python -m pipeline perceive` and `embed` run")
+
+
+def _project(args: argparse.Namespace) -> int:
+    with _open(args) as db:
+        for encoder_id in project.encoders_to_project(db, args.encoder):
+            result = project.project(db, encoder_id, force=args.force, quiet=args.quiet)
+            what = "already current (vectors unchanged; --force recomputes)" if result.already_current else \
+                f"{result.photos:,} photos mapped"
+            print(f"project {encoder_id}: {what}; fitted on {result.fitted_on:,}, {result.clusters} clusters, "
+                  f"axes keep {result.explained:.0%} of the variance ({result.seconds:.1f}s)")
+    return 0
 
 
 def _perceive(args: argparse.Namespace) -> int:
@@ -490,7 +505,7 @@ def _evaluate_rerank(args: argparse.Namespace) -> int:
 
 STAGES = {"ingest": _ingest, "relevance": _relevance, "status": _status, "download": _download,
           "filter": _filter, "calibrate-minors": _calibrate_minors, "calibrate-perception": _calibrate_perception,
-          "moderate": _moderate, "embed": _embed,
+          "moderate": _moderate, "embed": _embed, "project": _project,
           "perceive": _perceive,
           "fit-bridge": _fit_bridge, "evaluate-retrieval": _evaluate, "search": _search,
           "train": _train, "models": _models, "use-reranker": _use_reranker, "evaluate-rerank": _evaluate_rerank,

@@ -44,7 +44,8 @@ TICK_SECONDS = 0.5  # the status file is rewritten at most this often while a ba
 class DemoStage:
     name: str
     argv: tuple[str, ...]  # the stage's `python -m pipeline` arguments, without --db
-    needed: bool = True  # a failure stops the run (perceive's does not: the filter then keeps photos pending)
+    needed: bool = True  # a failure stops the run (perceive's does not: the filter then keeps photos pending; nor
+    # project's: only the Explore page's map is missing)
 
 
 DEMO_STAGES: tuple[DemoStage, ...] = (
@@ -52,6 +53,7 @@ DEMO_STAGES: tuple[DemoStage, ...] = (
     DemoStage("filter", ("filter",)),
     DemoStage("embed", ("embed", "--encoder", "auto")),
     DemoStage("fit-bridge", ("fit-bridge",)),
+    DemoStage("project", ("project",), needed=False),  # after fit-bridge, so its fitted encoders' vectors are mapped
     DemoStage("evaluate-retrieval", ("evaluate-retrieval",)),
     DemoStage("train", ("train", "--models", "constant,zero-shot,ridge,hist-gradient-boosting")),
 )
@@ -63,6 +65,7 @@ MAKES_USABLE = {
     "filter": "Minors review; photos cleared for search",
     "embed": "Live search",
     "fit-bridge": "better search ranking (fitted bridge)",
+    "project": "Explore (embedding map)",
     "evaluate-retrieval": "retrieval figures",
     "train": "Models page, re-ranking",
 }
