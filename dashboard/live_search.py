@@ -19,20 +19,21 @@ from dataclasses import asdict, dataclass
 import pandas as pd
 import streamlit as st
 
-from dashboard import context
+from dashboard import context, score_scale
+from dashboard.score_scale import Marker
 from db import labels
 from db import embeddings as store
 from db import models as model_store
 from db.database import Database, DatabaseError
 from db.shared import LeasedDatabase
 from db.write_queue import Outcome, Write, WriteQueue
-from pipeline import bridge, encoders
+from pipeline import bridge, encoders, models
 from pipeline.encoders.base import Encoder
 from pipeline.encoders.offline import Bridge
 from pipeline.minors import lexicon, query_block
 from pipeline.object_text import PRESENT, ObjectFusion
 from pipeline.perception import PERCEIVER_ID
-from pipeline.rerank import Reranker
+from pipeline.rerank import Reranker, RerankError, load_artifact
 from pipeline.search import EncoderIndex, Searcher, SearchResult, Why, explain
 
 RECENT_FLAGS = 10
@@ -193,10 +194,110 @@ class TimedResult:
 
 def run_search(searcher: Searcher, query: str, *, k: int, offset: int, min_score: float | None, rerank: bool,
                user: str, must_show: list[str] | None = None) -> TimedResult:
+    """One page of results with the total of every page (the page control's number of pages)."""
     started = time.perf_counter()
     result = searcher.search(query, k=k, offset=offset, min_score=min_score, user=user, rerank=rerank,
-                             must_show=must_show or ())
+                             must_show=must_show or (), with_total=True)
     return TimedResult(result, (time.perf_counter() - started) * 1000)
+
+
+def run_like(searcher: Searcher, image_id: str, *, k: int, offset: int, must_show: list[str] | None = None
+             ) -> TimedResult:
+    """"More like this" from ``image_id``: one page of the visible photos nearest to it (Searcher.like)."""
+    started = time.perf_counter()
+    result = searcher.like(image_id, k=k, offset=offset, must_show=must_show or ())
+    return TimedResult(result, (time.perf_counter() - started) * 1000)
+
+
+def label_encoder(encoder_id: str, reranker_run: str | None) -> str:
+    """What a flag records as its encoder: the encoder, or "<encoder> + rerank <run>" when the score the reviewer
+    saw (and the flag stores) is the re-rank model's 0..1 relevance, not the encoder's cosine (the naming of
+    retrieval_metrics). So the relevance marker is fitted on cosines only."""
+    return f"{encoder_id} + rerank {reranker_run}" if reranker_run else encoder_id
+
+
+def labels_marker(db: Database, encoder_id: str) -> Marker | None:
+    """Where the reviewers' labels on this encoder's results cross P(relevant) = 0.5 (score_scale)."""
+    scored = labels.scored_verdicts(db, encoder_id)
+    return score_scale.logistic_crossing(scored["score"].tolist(), scored["relevant"].astype(bool).tolist())
+
+
+def calibrated_run(db: Database, encoder_id: str) -> dict | None:
+    """The newest calibrated model of this encoder's cosine: a `zero-shot` run (isotonic map of the cosine of
+    photo and query vectors to 0..1 relevance) trained on this very encoder's vectors. Other runs are not
+    calibrated maps of the score the page shows (they use many features), and a run of another encoder (the
+    training runs use the bridge without objects) maps another cosine."""
+    runs = model_store.runs(db)
+    chosen = runs[(runs["model"] == models.ZERO_SHOT) & runs["uses_images"] & (runs["encoder"] == encoder_id)]
+    return None if chosen.empty else model_store.run(db, chosen.iloc[0]["id"])
+
+
+def model_marker(run: dict | None) -> Marker | None:
+    """Where the calibrated run's map reaches relevance 0.5, or None (no such run, its file is gone or changed,
+    or it never reaches 0.5)."""
+    if run is None:
+        return None
+    try:
+        isotonic = load_artifact(run)["estimator"].isotonic_
+    except (RerankError, AttributeError, KeyError):
+        return None
+    return score_scale.isotonic_crossing(isotonic.X_thresholds_, isotonic.y_thresholds_, run["id"])
+
+
+@dataclass(frozen=True)
+class Markers:
+    """The page's relevance markers: from labels and from a calibrated model, each None when there is none, and
+    the one the page draws (labels first: they judge this page's own results)."""
+
+    labels: Marker | None
+    model: Marker | None
+    calibrated_run: str | None
+
+    @property
+    def chosen(self) -> Marker | None:
+        return self.labels or self.model
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _markers(db_path: str, encoder_id: str, labels_version: tuple, runs_version: tuple) -> Markers:
+    leased = LeasedDatabase(context.shared_database(db_path))
+    run = calibrated_run(leased, encoder_id)
+    return Markers(labels_marker(leased, encoder_id), model_marker(run), run["id"] if run else None)
+
+
+def relevance_markers(db: Database, db_path: str, encoder_id: str, reranker_run: str | None) -> Markers:
+    """The markers of the scores the page shows: the re-rank model's own 0.5 when re-ranking (its scores are
+    0..1 relevance), else those of the encoder's cosine, refitted when labels or model runs change."""
+    if reranker_run:
+        return Markers(None, Marker(0.5, "model", f"re-rank model {reranker_run}: relevance 0.5"), reranker_run)
+    runs = db.fetch_all("SELECT count(*), max(created) FROM model_runs")[0]
+    return _markers(db_path, encoder_id, labels.version(db), tuple(runs))
+
+
+@dataclass(frozen=True)
+class CardFlag:
+    """The current flag of one result card: this user's latest verdict on this query and photo."""
+
+    verdict: str
+    state: str  # "saved" or "queued"
+    write_key: str
+
+
+def card_flags(db: Database, pending: list[Write], user: str, query: str, image_ids: list[str]) -> dict[str, CardFlag]:
+    """Per result photo, the user's latest verdict for ``query``: a queued label (newest first) beats a stored
+    one, and an undo (queued or applied) brings back the verdict before it."""
+    undone = {w.payload["write_key"] for w in pending if w.op == "undo_label"}
+    wanted = set(image_ids)
+    current: dict[str, CardFlag] = {}
+    for write in reversed(pending):  # newest first
+        flag = write.payload.get("flag", {}) if write.op == "label" else {}
+        if (write.op == "label" and write.payload["query"] == query and flag.get("image_id") in wanted
+                and write.key not in undone and flag["image_id"] not in current):
+            current[flag["image_id"]] = CardFlag(flag["verdict"], "queued", write.key)
+    for row in labels.verdicts_on(db, user, query, image_ids).itertuples():
+        if row.image_id not in current and row.write_key not in undone:
+            current[row.image_id] = CardFlag(row.verdict, "saved", row.write_key)
+    return current
 
 
 def why_matched(db: Database, searcher: Searcher, image_ids: list[str]) -> dict[str, Why]:
@@ -218,6 +319,7 @@ def flag(queue: WriteQueue, user: str, query: str, encoder_id: str, flags: list[
 
 
 def undo(queue: WriteQueue, user: str, write_key: str) -> list[Outcome]:
+    """Take back one flag (the card then shows the verdict before it, if any)."""
     return queue.submit_and_wait([("undo_label", {"write_key": write_key})], user, context.WRITE_WAIT_SECONDS)
 
 

@@ -77,3 +77,39 @@ def verdict_counts(db: Database, dataset: str | None = None) -> pd.DataFrame:
         """,
         {"dataset": dataset},
     )
+
+
+def verdicts_on(db: Database, user: str, query: str, image_ids: list[str]) -> pd.DataFrame:
+    """The user's stored verdicts on these results of ``query``, newest first (image_id, verdict, write_key):
+    what each result card shows as its current flag once queued writes and undos are laid over them."""
+    if not image_ids:
+        return pd.DataFrame(columns=["image_id", "verdict", "write_key"])
+    return db.fetch_df("SELECT image_id, verdict, write_key FROM labels WHERE user_name = ? AND query = ? "
+                       "AND image_id IN (SELECT unnest(?)) ORDER BY created DESC, id DESC",
+                       [user, query, list(image_ids)])
+
+
+def scored_verdicts(db: Database, encoder: str) -> pd.DataFrame:
+    """(score, relevant) of every reviewer's latest relevant / not-relevant verdict per query and photo made on
+    results of ``encoder`` with a score: what the relevance marker on Live search is fitted on. Offensive says
+    nothing about relevance and is left out; a reviewer who changed a flag counts once, with the new verdict."""
+    return db.fetch_df(
+        """
+        SELECT score, verdict = 'relevant' AS relevant FROM labels
+        WHERE encoder = ? AND score IS NOT NULL AND isfinite(score)
+        QUALIFY row_number() OVER (PARTITION BY user_name, query, image_id ORDER BY created DESC, id DESC) = 1
+            AND verdict IN ('relevant', 'not_relevant')
+        """,
+        [encoder],
+    )
+
+
+def on_photo(db: Database, image_id: str, limit: int = 50) -> pd.DataFrame:
+    """The newest labels any reviewer gave one photo (who, when, query, verdict, comment), for its full-size view."""
+    return db.fetch_df("SELECT created, user_name, query, verdict, comment FROM labels WHERE image_id = ? "
+                       "ORDER BY created DESC, id DESC LIMIT ?", [image_id, limit])
+
+
+def version(db: Database) -> tuple:
+    """(labels, newest id): changes when a label is added or undone, so a marker fitted on labels is refitted."""
+    return tuple(db.fetch_all("SELECT count(*), max(id) FROM labels")[0])

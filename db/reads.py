@@ -151,3 +151,33 @@ def visible_captions_of(db: Database, image_ids: list[str]) -> dict[str, list[st
         f"WITH {visible}, c AS MATERIALIZED (SELECT id, image_id, text FROM captions WHERE image_id {where}) "
         "SELECT c.image_id, list(c.text ORDER BY c.id) FROM c JOIN visible v ON v.id = c.image_id "
         "GROUP BY c.image_id", [*params, *keys]))
+
+
+def visible_vector_count(db: Database, encoder_id: str, perceiver: str = "", labels: list[str] | None = None,
+                         min_score: float = 0.0) -> int:
+    """How many visible photos have a vector of ``encoder_id`` made from their visible bytes and, with ``labels``,
+    show every one of them (a detection of ``perceiver`` from ``min_score`` in those bytes): all a search with no
+    score cut-off can return. One join over the view (the caller caches it per version of the data)."""
+    chosen = sorted(set(labels or ()))
+    sql = ("SELECT v.id FROM visible_images v JOIN embeddings e ON e.image_id = v.id AND e.sha256 = v.sha256 "
+           "AND e.encoder_id = ?")
+    params: list = [encoder_id]
+    if chosen:
+        sql += (" JOIN detections d ON d.image_id = v.id AND d.sha256 = v.sha256 AND d.perceiver = ? "
+                "AND d.kind = 'object' AND d.score >= ? AND d.label IN (SELECT unnest(?)) "
+                "GROUP BY v.id HAVING count(DISTINCT d.label) = ?")
+        params += [perceiver, min_score, chosen, len(chosen)]
+    return int(db.fetch_all(f"SELECT count(*) FROM ({sql})", params)[0][0])
+
+
+def minors_decision(db: Database, image_id: str) -> dict | None:
+    """The minors decision on one photo (status, reasons, rule set, who and when), for moderators' eyes only:
+    pages call it for a moderator and never show it to another role."""
+    rows = db.fetch_all("SELECT status, reasons, rule_set_version, decided_by, moderator, decided_at "
+                        "FROM minors_decisions WHERE image_id = ?", [image_id])
+    if not rows:
+        return None
+    status, reasons, rule_set, decided_by, moderator, decided_at = rows[0]
+    return {"status": status, "reasons": json.loads(reasons) if isinstance(reasons, str) else reasons,
+            "rule_set_version": rule_set, "decided_by": decided_by, "moderator": moderator,
+            "decided_at": decided_at}

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from db import embeddings as store
+from db import reads
 from db.database import Database
 from pipeline.encoders.base import Encoder
 from pipeline.encoders.offline import OfflineEncoder
@@ -63,6 +64,7 @@ class SearchResult:
     hits: list[Hit] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     legal_notice: str | None = None  # set when the query was refused under the minors rules
+    total: int | None = None  # how many results the whole ranking holds (all pages), when asked for
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,7 @@ class Searcher:
         self.indexes = indexes or EncoderIndex(db, encoder.id)
         self._texts: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
+        self._visible_counts: dict[tuple, int] = {}  # (data version, labels) -> visible photos with vectors
 
     def with_reranker(self, reranker: Reranker | None) -> Searcher:
         """This searcher re-ranking with ``reranker``: the same index and text cache, so one index per encoder
@@ -248,11 +251,13 @@ class Searcher:
                          "embed` for photos cleared since).")
 
     def search(self, text: str | None, *, k: int = 10, offset: int = 0, min_score: float | None = None,
-               user: str | None = None, rerank: bool = False, must_show: Sequence[str] = ()) -> SearchResult:
+               user: str | None = None, rerank: bool = False, must_show: Sequence[str] = (),
+               with_total: bool = False) -> SearchResult:
         """One page of results; ``min_score`` drops hits scoring below a cut-off. With ``rerank`` (and a
         re-ranker) the encoder's top RERANK_DEPTH are re-ordered by the model and pages end there. ``must_show``
         keeps photos in which every named COCO object was detected. A query about children gets the legal notice
-        and no photos, and is logged with ``user``."""
+        and no photos, and is logged with ``user``. ``with_total`` also counts the results of every page
+        (:meth:`count_at_least`; re-ranked: those of the top RERANK_DEPTH at or above the cut-off)."""
         if not 1 <= k <= MAX_K or offset < 0:
             raise QueryError(f"k must be 1..{MAX_K} and offset >= 0 (got k={k}, offset={offset})")
         if rerank and self.reranker is None:
@@ -279,4 +284,72 @@ class Searcher:
             scored = [(image_id, cosine, cosine) for image_id, cosine in ranked]
         hits = [Hit(offset + i + 1, image_id, score, cosine) for i, (image_id, score, cosine) in enumerate(scored)
                 if min_score is None or score >= min_score]
-        return SearchResult(query, hits, notices)
+        total = None
+        if with_total:
+            total = (sum(1 for s in scores if min_score is None or s >= min_score) if rerank
+                     else self.count_at_least(vector, min_score, must_show))
+        return SearchResult(query, hits, notices, total=total)
+
+    def visible_count(self, labels: Sequence[str] = ()) -> int:
+        """How many visible photos have a vector of this encoder (showing every one of ``labels``): what a search
+        without a cut-off can return. Cached per version of the vectors, decisions, ingests and detections
+        (db.embeddings.objects_version), since the count joins every visible photo (the view's scan)."""
+        chosen = tuple(sorted(set(labels)))
+        key = (store.vector_set_version(self.db, self.encoder.id), store.objects_version(self.db), chosen)
+        with self._lock:
+            if key in self._visible_counts:
+                return self._visible_counts[key]
+        counted = reads.visible_vector_count(self.db, self.encoder.id, self.perceiver, list(chosen), PRESENT)
+        with self._lock:
+            if len(self._visible_counts) >= 64:  # older versions are never asked for again
+                self._visible_counts.clear()
+            self._visible_counts[key] = counted
+        return counted
+
+    def count_at_least(self, vector: np.ndarray, min_score: float | None, labels: Sequence[str] = ()) -> int:
+        """How many visible photos (showing every one of ``labels``) score ``min_score`` or more against
+        ``vector``: the total of a cosine search with that cut-off, so the page can say how many pages there are.
+        The side of the cut-off with fewer rows is checked against the minors rule in SQL (by key up to a few
+        thousand); on a quantized index the scores are the int8 kernel's (about 0.01 off)."""
+        everything = self.visible_count(labels)
+        if min_score is None:
+            return everything
+        index = self.index
+        scores = index.scores(vector)
+        above = scores >= min_score
+        chosen = sorted(set(labels))
+        if int(above.sum()) <= len(index) // 2:
+            ids = [index.ids[i] for i in np.flatnonzero(above)]
+            return len(store.visible_showing(self.db, self.perceiver, ids, chosen, PRESENT, self.encoder.id))
+        below = [index.ids[i] for i in np.flatnonzero(~above)]
+        return everything - len(store.visible_showing(self.db, self.perceiver, below, chosen, PRESENT,
+                                                      self.encoder.id))
+
+    def score_range(self, text: str) -> tuple[float, float] | None:
+        """(lowest, highest) cosine of the query against every vector of the encoder: the scale the cut-off
+        slider spans, whatever the encoder's cosines look like (0.15..0.66 for the offline one, not -1..1).
+        Read from the index (no photo is shown by it, so no visibility check). None for a query the minors rules
+        refuse: it is never encoded (:meth:`search` logs it and gives the legal notice)."""
+        query, _ = clean_query(text)
+        if query_block.check(query).blocked:
+            return None
+        scores = self.index.scores(self.query_vector(query))
+        return float(scores.min()), float(scores.max())
+
+    def like(self, image_id: str, *, k: int = 10, offset: int = 0, must_show: Sequence[str] = ()) -> SearchResult:
+        """"More like this": the visible photos nearest to ``image_id``'s own stored vector, through the same
+        index and the same per-answer check as a text search (:meth:`visible_top`), so an excluded or pending
+        photo never comes out, however near; the photo itself is left out. Refused (QueryError) when the photo
+        is not visible now or has no vector of this encoder from its visible bytes."""
+        if not 1 <= k <= MAX_K or offset < 0:
+            raise QueryError(f"k must be 1..{MAX_K} and offset >= 0 (got k={k}, offset={offset})")
+        if not store.visible_subset(self.db, [image_id], self.encoder.id):
+            raise QueryError("That photo is not shown any more (or has no vector of this encoder yet); "
+                             "search again.")
+        vector = store.vectors_of(self.db, self.encoder.id, [image_id])[image_id]
+        labels = sorted(set(must_show))
+        ranked = [hit for hit in self.visible_top(vector, offset + k + 1, labels) if hit[0] != image_id]
+        page = ranked[offset:offset + k]
+        hits = [Hit(offset + i + 1, other, cosine, cosine) for i, (other, cosine) in enumerate(page)]
+        own = not labels or image_id in store.visible_showing(self.db, self.perceiver, [image_id], labels, PRESENT)
+        return SearchResult(f"like:{image_id}", hits, total=self.visible_count(labels) - int(own))

@@ -121,6 +121,16 @@ class VectorIndex:
         order = np.lexsort((candidates, -exact))[offset:wanted]  # score desc, then row: stable pages
         return [(self.ids[candidates[i]], float(exact[i])) for i in order]
 
+    def scores(self, query: np.ndarray) -> np.ndarray:
+        """Every row's cosine with ``query``, in row order: exact for the float32 index, the int8 kernel's
+        approximation (off by about 0.01) for a quantized one, whose exact rows stay on disk. For counting and
+        scales (pipeline.search.Searcher.count, score_range), never for ranking."""
+        query = np.asarray(query, dtype=np.float32).reshape(-1)
+        if self._packed is None:
+            return self._exact @ query
+        row = torch.from_numpy(query)[None]
+        return torch.cat([torch.ops.quantized.linear_dynamic(row, shard)[0] for shard in self._packed]).numpy()
+
     def close(self) -> None:
         if self._spill is not None:
             self._exact.close()

@@ -111,3 +111,54 @@ def test_one_searcher_serves_many_threads(searcher: Searcher) -> None:
         t.join()
     assert errors == [] and len(results) == 160
     assert {tuple(ids) for query, ids in results if query == "red"} == {("c/1", "c/2", "c/5")}
+
+
+# ------------------------------------------------------------------------------ totals, scale, more like this
+def nearest_other(db: Database, image_id: str) -> str:
+    """The photo whose stored vector is nearest to ``image_id``'s, visible or not (the index's own view)."""
+    from db import embeddings as store
+
+    ids, vectors = zip(*store.vectors_of(db, "colour-test", [f"c/{i}" for i in range(1, 6)]).items())
+    own = vectors[ids.index(image_id)]
+    return max((float(v @ own), i) for i, v in zip(ids, vectors) if i != image_id)[1]
+
+
+def test_more_like_this_never_returns_an_excluded_photo_even_the_nearest(db: Database, searcher: Searcher) -> None:
+    nearest = nearest_other(db, "c/1")
+    assert [h.image_id for h in searcher.like("c/1", k=1).hits] == [nearest]  # index built with it visible
+    moderation.decide(db, [nearest], "excluded", moderator="mia", reason="child in the background")
+    result = searcher.like("c/1", k=10)
+    ids = [h.image_id for h in result.hits]
+    assert nearest not in ids and "c/1" not in ids  # neither the excluded nearest nor the photo itself
+    assert sorted(ids) == sorted({"c/2", "c/3", "c/4", "c/5"} - {nearest}) and result.total == 3
+    assert [h.rank for h in result.hits] == [1, 2, 3] and result.hits[0].score >= result.hits[-1].score
+    assert [h.image_id for h in searcher.like("c/1", k=2, offset=1).hits] == ids[1:3]
+
+
+def test_more_like_this_from_a_photo_no_longer_shown_is_refused(db: Database, searcher: Searcher) -> None:
+    moderation.decide(db, ["c/3"], "pending_review", moderator="mia", reason="unsure")
+    with pytest.raises(QueryError, match="not shown any more"):
+        searcher.like("c/3")
+    with pytest.raises(QueryError, match="not shown any more"):
+        searcher.like("c/404")
+
+
+def test_totals_count_visible_photos_at_or_above_the_cut_off(db: Database, searcher: Searcher) -> None:
+    full = searcher.search("red", k=5, with_total=True)
+    assert full.total == 5
+    cut = full.hits[2].score
+    assert searcher.search("red", k=1, min_score=cut, with_total=True).total == 3  # every page, not this one
+    moderation.decide(db, ["c/1"], "excluded", moderator="mia", reason="child in the background")
+    assert searcher.search("red", k=5, with_total=True).total == 4
+    assert searcher.search("red", k=5, min_score=cut, with_total=True).total == 2
+    vector = searcher.query_vector("red")
+    assert searcher.count_at_least(vector, 2.0) == 0 and searcher.count_at_least(vector, -2.0) == 4
+    # More than half the index above the cut-off: counted from the side below, the same answer.
+    assert searcher.count_at_least(vector, full.hits[4].score) == 4
+
+
+def test_score_range_is_the_scale_the_query_scores_use(searcher: Searcher) -> None:
+    low, high = searcher.score_range("red")
+    scores = [h.score for h in searcher.search("red", k=5).hits]
+    assert low == pytest.approx(min(scores), abs=1e-6) and high == pytest.approx(max(scores), abs=1e-6)
+    assert searcher.score_range("a little girl on a beach") is None  # refused by the minors rules: never encoded

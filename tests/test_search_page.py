@@ -10,7 +10,7 @@ import pytest
 
 from builders import coco_dir
 from dashboard import context, live_search
-from dashboard_support import MODERATOR, PRODUCT, open_app
+from dashboard_support import DATA, MODERATOR, PRODUCT, open_app
 from db.database import Database
 from fakes import ColourEncoder
 from pipeline.cli import main as pipeline_main
@@ -78,7 +78,8 @@ def test_widgets_and_results_from_visible_photos_only(monkeypatch: pytest.Monkey
     at = search(monkeypatch, search_db, "red")
     assert at.selectbox(key="search_encoder").options == ["colour-test"]
     assert at.toggle(key="search_rerank").disabled  # no re-rank model chosen
-    assert at.slider(key="search_min_score").value == -1.0
+    slider = at.slider(key="search_min_score")  # on the scale this query's scores use, lowest = everything
+    assert -1.0 < slider.min < slider.max <= 1.0 and slider.value == slider.min
     ids = result_ids(at)
     assert len(ids) == 12 and CHILD_PHOTO not in ids  # a page of 12; the boy's photo is excluded
     assert all(int(i.removeprefix("c/")) % 3 == 0 for i in ids[:8])  # the 8 red photos rank first
@@ -224,3 +225,135 @@ def test_the_index_is_built_after_the_first_page_a_user_opens(monkeypatch: pytes
 
     at = search(monkeypatch, path, "red")
     assert result_ids(at) and builds == [6]  # the first query used the index built before
+
+
+# ------------------------------------------------------------------------------------------ issue #15 item 2
+def test_bulk_controls_reset_after_use(monkeypatch: pytest.MonkeyPatch, search_db: Path) -> None:
+    """After a bulk flag the verdict is back to its default, the comment empty and nothing selected, so the next
+    bulk flag cannot reuse them unnoticed (the old page kept the verdict and the comment)."""
+    at = search(monkeypatch, search_db, "green", user=MODERATOR)
+    chosen = result_ids(at)[:2]
+    for image_id in chosen:
+        at.checkbox(key=f"sel_{image_id}").check()
+    at.selectbox(key="search_bulk_verdict").select("not_relevant")
+    at.text_input(key="search_bulk_comment").input("all wrong")
+    at.button(key="search_bulk_flag").click().run()
+    assert not at.exception
+    assert at.selectbox(key="search_bulk_verdict").value == "relevant"
+    assert at.text_input(key="search_bulk_comment").value == ""
+    assert not any(at.checkbox(key=f"sel_{i}").value for i in result_ids(at))
+    assert [(r[2], r[5], r[6]) for r in labels_of(search_db, MODERATOR.name)][-2:] == [
+        (i, "not_relevant", "all wrong") for i in chosen]
+
+
+def card_flag(at, image_id: str) -> str:
+    """The "Your flag" line of a result card (the caption beside its select box)."""
+    ids = result_ids(at)
+    lines = [c.value for c in at.caption if c.value.startswith(("Your flag", "Not flagged"))]
+    return lines[ids.index(image_id)]
+
+
+def test_a_card_shows_its_current_flag_and_can_change_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                         search_db: Path) -> None:
+    user = DATA
+    at = search(monkeypatch, search_db, "blue", user=user)
+    first = result_ids(at)[0]
+    assert card_flag(at, first) == "Not flagged by you yet"
+    at.button(key=f"relevant_{first}").click().run()
+    assert card_flag(at, first) == "Your flag: **Relevant** (saved)"
+    assert at.button(key=f"relevant_{first}").proto.type == "primary"
+    at.button(key=f"not_relevant_{first}").click().run()  # changed: a new label, the card follows it
+    assert card_flag(at, first) == "Your flag: **Not relevant** (saved)"
+    assert at.button(key=f"relevant_{first}").proto.type == "secondary"
+    newest = [b for b in at.button if b.key and b.key.startswith("undo_")][0]
+    newest.click().run()  # undo the change: the verdict before it is back
+    assert card_flag(at, first) == "Your flag: **Relevant** (saved)"
+    assert [r[5] for r in labels_of(search_db, user.name) if r[2] == first and r[1] == "blue"] == ["relevant"]
+
+
+def test_total_matches_and_pages(monkeypatch: pytest.MonkeyPatch, search_db: Path) -> None:
+    at = search(monkeypatch, search_db, "red")
+    summary = next(c.value for c in at.caption if "matches" in c.value)
+    assert summary.startswith("**23** matches · page 1 of 2")  # 24 photos, the boy's excluded
+    assert at.number_input(key="search_page").max == 2
+    at.multiselect(key="search_objects").select("dog").run()
+    assert next(c.value for c in at.caption if "matches" in c.value).startswith("**4** matches · page 1 of 1")
+
+
+def test_the_relevance_marker_from_labels_and_no_good_match(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Labels on this encoder's results put a marker on the scale; when the best result is under it the page says
+    there is no good match, and cards under it sit below "results are usually not relevant"."""
+    from db import labels
+
+    path = tmp_path / "studio.duckdb"
+    assert pipeline_main(["ingest", "--data", str(colour_photos(tmp_path / "c")), "--db", str(path), "--quiet"]) == 0
+    assert pipeline_main(["filter", "--db", str(path), "--quiet"]) == 0
+    with Database(path) as db:
+        embed(db, ColourEncoder(), workers=0, quiet=True)
+    at = search(monkeypatch, path, "red")
+    assert any(c.value.startswith("No relevance marker yet") for c in at.caption)
+    cards = [float(m.value.split("score **")[1].split("**")[0]) for m in at.markdown if "score **" in m.value]
+    # The 8 red photos relevant; the 4 others and three near misses (0.7-0.8) not: the marker sits above 0.8.
+    flags = [labels.Flag(f"c/{i}", 1, score, "relevant" if i < 8 else "not_relevant")
+             for i, score in enumerate(cards[:12] + [0.7, 0.75, 0.8])]
+    live_search.flag(context.write_queue(str(path)), "rita", "red", "colour-test", flags)
+    assert context.write_queue(str(path)).flush(10)
+    at.run()
+    marker = next(c.value for c in at.caption if c.value.startswith("Results usually stop being relevant"))
+    assert "8 relevant / 7 not relevant labels" in marker
+    assert any("Below here results are usually not relevant" in m.value for m in at.markdown)
+    assert not [w for w in at.warning if "No good match" in w.value]
+    at.text_input(key="search_query").input("a kitchen").run()  # no colour word: every score under 0.6
+    assert [w for w in at.warning if w.value.startswith("No good match")]
+
+
+def test_re_rank_help_is_plain_words_for_product_users(monkeypatch: pytest.MonkeyPatch, search_db: Path) -> None:
+    product = search(monkeypatch, search_db, "red", user=PRODUCT).toggle(key="search_rerank").help
+    assert "`" not in product and "python -m" not in product and "data team" in product
+    assert "use-reranker" in search(monkeypatch, search_db, "red", user=DATA).toggle(key="search_rerank").help
+
+
+def test_encoder_picker_shows_readable_names() -> None:
+    from dashboard.comparison import encoder_label
+
+    assert encoder_label("openclip-ViT-B-32-laion2b") == "open_clip ViT-B-32-laion2b"  # what the picker shows
+
+
+def test_more_like_this_shows_visible_photos_only(monkeypatch: pytest.MonkeyPatch, search_db: Path) -> None:
+    """From a green photo: the excluded boy's photo (green too, as near as can be) never comes out, nor the photo
+    itself; "back" returns to the text search."""
+    at = search(monkeypatch, search_db, "green")
+    source = "c/4"
+    at.button(key=f"like_{source}").click().run()
+    assert not at.exception
+    ids = result_ids(at) or [b.key.removeprefix("like_") for b in at.button if b.key and b.key.startswith("like_")]
+    assert CHILD_PHOTO not in ids and source not in ids and len(ids) == 12
+    assert all(int(i.removeprefix("c/")) % 3 == 1 for i in ids[:6])  # the other 6 visible greens first
+    assert next(c.value for c in at.caption if "matches" in c.value).startswith("**22** matches")
+    assert not [b for b in at.button if b.key and b.key.startswith("relevant_")]  # no query to flag against
+    at.button(key="search_back").click().run()
+    assert [b for b in at.button if b.key and b.key.startswith("relevant_")]
+
+
+def test_full_size_view_shows_everything_and_minors_only_to_moderators(monkeypatch: pytest.MonkeyPatch,
+                                                                       search_db: Path) -> None:
+    at = search(monkeypatch, search_db, "red", user=PRODUCT)
+    at.button(key="view_c/6").click().run()
+    assert not at.exception
+    texts = [m.value for m in at.markdown]
+    assert "**c/6**" in texts and "**Captions**" in texts and "- A red wall, photo 6." in texts
+    objects = next(df.value for df in at.dataframe if "label" in df.value.columns and "score" in df.value.columns)
+    assert sorted(objects["label"]) == ["dog", "person", "person"]
+    assert not [m for m in texts if "Minors decision" in m] and not at.json
+    at = search(monkeypatch, search_db, "red", user=MODERATOR)
+    at.button(key="view_c/6").click().run()
+    assert [m for m in (m.value for m in at.markdown) if "Minors decision" in m]
+    assert '"cleared"' in at.json[0].value
+
+
+def test_recent_flags_have_thumbnails(monkeypatch: pytest.MonkeyPatch, search_db: Path) -> None:
+    at = search(monkeypatch, search_db, "red blue", user=PRODUCT)
+    before = len(at.get("image"))
+    at.button(key=f"relevant_{result_ids(at)[0]}").click().run()
+    at.run()
+    assert len(at.get("image")) > before  # the recent flags list shows the flagged photo
