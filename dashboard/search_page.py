@@ -11,6 +11,7 @@ import streamlit as st
 from dashboard import context, live_search, photo_detail, photo_view, score_scale, stage_progress
 from dashboard.comparison import encoder_label
 from dashboard.live_search import CardFlag, Markers
+from dashboard.minors_review import escape
 from db import labels, reads
 from db.database import DatabaseError
 from pipeline.encoders.base import WeightsUnavailable
@@ -87,7 +88,7 @@ def full_view(image_id: str, role: str, perceiver: str) -> None:
             st.markdown(f"**{image_id}**")
             st.markdown("**Captions**")
             for caption in detail.captions or ["(no caption)"]:
-                st.markdown(f"- {caption}")
+                st.markdown(f"- {escape(caption)}")  # caption text shown literally
             st.markdown("**Detected objects**")
             if detail.objects.empty:
                 st.caption("No objects detected (or not perceived yet).")
@@ -116,7 +117,7 @@ def card(hit: Hit, files: dict, captions: dict[str, list[str]], why: dict[str, W
             st.caption("(photo not available)")
         score = f"**#{hit.rank}** · score **{hit.score:.3f}**"
         st.markdown(score + (f" · cosine {hit.cosine:.3f}" if reranked else ""))
-        st.caption(" · ".join(captions.get(hit.image_id, [])[:2]) or "(no caption)")
+        st.caption(" · ".join(map(escape, captions.get(hit.image_id, [])[:2])) or "(no caption)")
         if hit.image_id in why:
             st.caption(f"Why: {why[hit.image_id].text()}")
         if st.button("View full size", key=f"view_{hit.image_id}", width="stretch"):  # one a row: never cut short

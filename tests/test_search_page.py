@@ -87,6 +87,13 @@ def test_widgets_and_results_from_visible_photos_only(monkeypatch: pytest.Monkey
     assert len(at.get("image")) == 12
 
 
+def test_captions_are_shown_literally_not_as_markdown(monkeypatch: pytest.MonkeyPatch, search_db: Path) -> None:
+    """A caption is someone's text: markdown in it (links, images, emphasis) must not render on the card."""
+    at = search(monkeypatch, search_db, "red")
+    cards = [c.value for c in at.caption if "wall, photo" in c.value]
+    assert cards and all("\\." in value for value in cards)  # "photo 3." is sent as "photo 3\\."
+
+
 def test_a_flag_writes_one_row_and_undo_removes_it(monkeypatch: pytest.MonkeyPatch, search_db: Path) -> None:
     at = search(monkeypatch, search_db, "green", user=PRODUCT)
     first = result_ids(at)[0]
@@ -341,7 +348,7 @@ def test_full_size_view_shows_everything_and_minors_only_to_moderators(monkeypat
     at.button(key="view_c/6").click().run()
     assert not at.exception
     texts = [m.value for m in at.markdown]
-    assert "**c/6**" in texts and "**Captions**" in texts and "- A red wall, photo 6." in texts
+    assert "**c/6**" in texts and "**Captions**" in texts and "- A red wall, photo 6\\." in texts
     objects = next(df.value for df in at.dataframe if "label" in df.value.columns and "score" in df.value.columns)
     assert sorted(objects["label"]) == ["dog", "person", "person"]
     assert not [m for m in texts if "Minors decision" in m] and not at.json
