@@ -40,6 +40,7 @@ TEXT_CACHE_SIZE = 1024
 RERANK_DEPTH = 100
 TOP_LABELS = 3
 DIRECT_LIMIT = 20_000  # "must show" an object this few visible photos show: score them directly
+RECOUNT_WAIT_SECONDS = 0.2  # how long a search waits for a recount of the total while the old total stands in
 
 
 class QueryError(ValueError):
@@ -65,6 +66,7 @@ class SearchResult:
     notices: list[str] = field(default_factory=list)
     legal_notice: str | None = None  # set when the query was refused under the minors rules
     total: int | None = None  # how many results the whole ranking holds (all pages), when asked for
+    total_current: bool = True  # False: the total of before a change, while it is recounted (Searcher.visible_count)
 
 
 @dataclass(frozen=True)
@@ -139,11 +141,15 @@ class EncoderIndex:
         self._version: tuple | None = None
         self._lock = threading.Lock()
         self._warming: threading.Thread | None = None
+        self._counts: dict[tuple[str, ...], tuple[tuple, int]] = {}  # labels -> (data version, visible count)
+        self._recounts: dict[tuple[str, ...], threading.Thread] = {}  # labels -> the recount running
+        self._count_lock = threading.Lock()  # not the build's lock: a count never waits for a build
+        self.recount_wait_seconds: float | None = RECOUNT_WAIT_SECONDS
 
     def warm(self) -> None:
-        """Build the index in a background thread when none is built yet, so the first query after a start (the
-        page's first render calls this) does not wait for the whole build (~10 s for a million vectors under
-        load). A query meanwhile waits for the build under the lock; a failure (no vectors yet, a stage holding
+        """Build the index in a background thread when none is built yet, and count the visible photos with
+        vectors, so the first query after a start (the page's first render calls this) does not wait for the whole
+        build (~10 s for a million vectors under load) nor the count (~0.6 s). A query meanwhile waits for the build under the lock; a failure (no vectors yet, a stage holding
         the file) is left for that query to report."""
         if self._index is not None or (self._warming is not None and self._warming.is_alive()):
             return
@@ -151,6 +157,7 @@ class EncoderIndex:
         def build() -> None:
             try:
                 self.current()
+                self.visible_count()  # the first query's total, counted before it is asked for
             except Exception:  # noqa: BLE001 - reported by the query that needs the index
                 pass
 
@@ -172,6 +179,62 @@ class EncoderIndex:
             return self._index
 
 
+    def visible_count(self, labels: Sequence[str] = (), perceiver: str = PERCEIVER_ID) -> int:
+        """How many visible photos have a vector of this encoder (showing every one of ``labels`` as detected by
+        ``perceiver``): what a search without a cut-off can return. The count joins every visible photo (~0.6 s
+        at a million), so it is kept per version of the vectors, decisions, ingests and detections
+        (db.embeddings.objects_version). After a change it is recounted in a background thread, waited for
+        ``recount_wait_seconds`` at most: meanwhile the count of before stands in (:meth:`count_current` says
+        so), so a moderator's decision never makes the next search wait for a full count. The first count of a
+        set of labels is made at once (for no labels, by :meth:`warm`, before anyone asks)."""
+        key = _count_key(labels, perceiver)
+        version = self._count_version()
+        with self._count_lock:
+            known = self._counts.get(key)
+            if known is not None and known[0] == version:
+                return known[1]
+            recount = self._recounts.get(key)
+            if known is not None and recount is None:
+                recount = threading.Thread(target=self._recount, args=(key, version), daemon=True,
+                                           name="visible-recount")
+                self._recounts[key] = recount
+                recount.start()
+        if known is None:
+            return self._count(key, version)
+        recount.join(self.recount_wait_seconds)
+        with self._count_lock:
+            return self._counts[key][1]
+
+    def count_current(self, labels: Sequence[str] = (), perceiver: str = PERCEIVER_ID) -> bool:
+        """Whether :meth:`visible_count` of ``labels`` is of the data now (not the count of before a change)."""
+        with self._count_lock:
+            known = self._counts.get(_count_key(labels, perceiver))
+        return known is not None and known[0] == self._count_version()
+
+    def _count_version(self) -> tuple:
+        return store.vector_set_version(self.db, self.encoder_id), store.objects_version(self.db)
+
+    def _count(self, key: tuple[str, ...], version: tuple) -> int:
+        perceiver, *labels = key
+        counted = reads.visible_vector_count(self.db, self.encoder_id, perceiver, labels, PRESENT)
+        with self._count_lock:
+            if len(self._counts) >= 64 and key not in self._counts:  # label sets people no longer ask for
+                self._counts.clear()
+            self._counts[key] = (version, counted)
+        return counted
+
+    def _recount(self, key: tuple[str, ...], version: tuple) -> None:
+        try:  # a failed recount (a stage holding the file) keeps the count of before; the next search retries
+            self._count(key, version)
+        finally:
+            with self._count_lock:
+                self._recounts.pop(key, None)
+
+
+def _count_key(labels: Sequence[str], perceiver: str) -> tuple[str, ...]:
+    return (perceiver, *sorted(set(labels)))
+
+
 class Searcher:
     """Top-K search for one encoder over the visible photos that have its vectors.
 
@@ -191,7 +254,6 @@ class Searcher:
         self.indexes = indexes or EncoderIndex(db, encoder.id)
         self._texts: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
-        self._visible_counts: dict[tuple, int] = {}  # (data version, labels) -> visible photos with vectors
 
     def with_reranker(self, reranker: Reranker | None) -> Searcher:
         """This searcher re-ranking with ``reranker``: the same index and text cache, so one index per encoder
@@ -284,27 +346,22 @@ class Searcher:
             scored = [(image_id, cosine, cosine) for image_id, cosine in ranked]
         hits = [Hit(offset + i + 1, image_id, score, cosine) for i, (image_id, score, cosine) in enumerate(scored)
                 if min_score is None or score >= min_score]
-        total = None
+        total, current = None, True
         if with_total:
             total = (sum(1 for s in scores if min_score is None or s >= min_score) if rerank
                      else self.count_at_least(vector, min_score, must_show))
-        return SearchResult(query, hits, notices, total=total)
+            current = rerank or self.count_current(must_show)
+        return SearchResult(query, hits, notices, total=total, total_current=current)
 
     def visible_count(self, labels: Sequence[str] = ()) -> int:
         """How many visible photos have a vector of this encoder (showing every one of ``labels``): what a search
-        without a cut-off can return. Cached per version of the vectors, decisions, ingests and detections
-        (db.embeddings.objects_version), since the count joins every visible photo (the view's scan)."""
-        chosen = tuple(sorted(set(labels)))
-        key = (store.vector_set_version(self.db, self.encoder.id), store.objects_version(self.db), chosen)
-        with self._lock:
-            if key in self._visible_counts:
-                return self._visible_counts[key]
-        counted = reads.visible_vector_count(self.db, self.encoder.id, self.perceiver, list(chosen), PRESENT)
-        with self._lock:
-            if len(self._visible_counts) >= 64:  # older versions are never asked for again
-                self._visible_counts.clear()
-            self._visible_counts[key] = counted
-        return counted
+        without a cut-off can return (EncoderIndex.visible_count: kept per version of the data, recounted in the
+        background after a change)."""
+        return self.indexes.visible_count(labels, self.perceiver)
+
+    def count_current(self, labels: Sequence[str] = ()) -> bool:
+        """Whether :meth:`visible_count` of ``labels`` is of the data now, not the count of before a change."""
+        return self.indexes.count_current(labels, self.perceiver)
 
     def count_at_least(self, vector: np.ndarray, min_score: float | None, labels: Sequence[str] = ()) -> int:
         """How many visible photos (showing every one of ``labels``) score ``min_score`` or more against
@@ -352,4 +409,5 @@ class Searcher:
         page = ranked[offset:offset + k]
         hits = [Hit(offset + i + 1, other, cosine, cosine) for i, (other, cosine) in enumerate(page)]
         own = not labels or image_id in store.visible_showing(self.db, self.perceiver, [image_id], labels, PRESENT)
-        return SearchResult(f"like:{image_id}", hits, total=self.visible_count(labels) - int(own))
+        return SearchResult(f"like:{image_id}", hits, total=self.visible_count(labels) - int(own),
+                            total_current=self.count_current(labels))
