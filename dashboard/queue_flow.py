@@ -17,8 +17,7 @@ HELD = "so it is held until a person looks"
 # The decision's rule (reasons["rule"], pipeline/minors/filter.py).
 RULE_SENTENCES = {
     "caption-child-words": "A caption names a child (the highlighted words), so the photo is excluded.",
-    "caption-doubtful-words": "A caption uses words that may mean a child (the highlighted words: \"girl\", "
-                              f"\"teen\", a crowd...), {HELD}.",
+    "caption-doubtful-words": f"A caption uses words that may mean a child (highlighted below), {HELD}.",
     "captions-without-child-words": "No caption names a child, so the captions cleared it.",
     "captions-cleared-face-looks-young": "No caption names a child, but a face in the photo is estimated under 16, "
                                          f"{HELD}.",
