@@ -122,6 +122,7 @@ def test_signing_out_ends_every_window_and_a_reload_shows_sign_in(url: str) -> N
         other = context.new_page()  # a second window: signed in by the cookie
         other.goto(page_url(url, "ratings_page.py"))
         expect_on(other, url, "ratings_page.py", "Ratings EDA")
+        settle(other)  # its cookie script has run: it would otherwise store the token again after the sign-out
 
         page.get_by_role("button", name="Sign out").click()
         expect(page.get_by_role("textbox", name="Password")).to_be_visible()
