@@ -20,6 +20,7 @@ from db.shared import pipeline_claim
 from db import models as model_store
 from pipeline import (bridge, demo_runner, download, embed, encoders, evaluate_retrieval, features, models, perceive,
                       project, relevance, rerank, search, targets, train)
+from pipeline import exchange
 from pipeline.encoders.base import WeightsUnavailable
 from pipeline.encoders.offline import Bridge as OfflineBridge, OfflineEncoder
 from pipeline.ingest import IngestError, InvalidDatasetName, check_dataset_name, ingest_dataset
@@ -76,7 +77,15 @@ def _parser() -> argparse.ArgumentParser:
     per.add_argument("--threads", type=_at_least(1), default=2, help="ONNX Runtime threads per network (default 2)")
     emb = stages.add_parser("embed", parents=[common, encoder], help="vectors for new or changed photos")
     emb.add_argument("--batch-size", type=_at_least(1), default=32)
-    emb.add_argument("--workers", type=_at_least(0), default=1, help="photo decoding processes (default 1)")
+    emb.add_argument("--workers", type=_at_least(0), default=1,
+                     help="photo decoding processes (default 1); with --engine ray: actors in the pool")
+    emb.add_argument("--engine", choices=("local", "ray"), default="local",
+                     help="local: in-process (default); ray: a Ray Data actor pool writing Parquet shards")
+    emb.add_argument("--address", help="Ray cluster (ray://host:port or auto; default: start Ray locally)")
+    emb.add_argument("--shards", help="folder or object-store URI of the shards (default: <db>.shards/embed-<encoder>)")
+    emb.add_argument("--shard-size", type=_at_least(1), default=64, help="photos per shard (default 64)")
+    emb.add_argument("--threads-per-worker", type=_at_least(1), default=1, help="torch threads per actor (default 1)")
+    emb.add_argument("--gpus-per-worker", type=float, default=0, help="GPUs per actor (default 0)")
     proj = stages.add_parser("project", parents=[common],
                              help="2-D map and clusters of the photo vectors, for the dashboard's Explore page")
     proj.add_argument("--encoder", help="map this encoder's vectors (default: every encoder with vectors)")
@@ -155,6 +164,10 @@ def _parser() -> argparse.ArgumentParser:
     mod.add_argument("--status", required=True, choices=moderation.STATUSES)
     mod.add_argument("--moderator", required=True)
     mod.add_argument("--reason", required=True)
+    exp = stages.add_parser("export", parents=[common], help="visible photos' vectors, labels, relevance and all "
+                            "minors decisions as Hive-partitioned Parquet")
+    exp.add_argument("--to", required=True, type=_path_text, help="target folder (must be empty unless --force)")
+    exp.add_argument("--force", action="store_true", help="replace a non-empty target folder")
     return parser
 
 
@@ -177,6 +190,14 @@ def _ingest(args: argparse.Namespace) -> int:
             examples = [] if result.skipped else reads.first_rejects(db, result.dataset)
             print(ingest_summary(result, examples))
     return 1 if failed else 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    with _open(args, read_only=True) as db:
+        result = exchange.export(db, Path(args.to), force=args.force, quiet=args.quiet)
+    counts = ", ".join(f"{table} {n:,}" for table, n in result.counts.items())
+    print(f"export: {result.folder}: {counts}")
+    return 0
 
 
 def _relevance(args: argparse.Namespace) -> int:
@@ -233,8 +254,23 @@ def _encoder(args: argparse.Namespace, db: Database, *, searching: bool = False)
 
 def _embed(args: argparse.Namespace) -> int:
     with _open(args) as db:
-        report, fused = bridge.embed_current(db, _encoder(args, db), batch_size=args.batch_size,
+        encoder = _encoder(args, db)
+        if args.engine == "ray":
+            from pipeline import ray_engine
+
+            try:
+                distributed = ray_engine.embed_ray(
+                    db, ray_engine.base_encoder(encoder), shards_uri=args.shards, shard_size=args.shard_size,
+                    workers=max(args.workers, 1), threads=args.threads_per_worker, gpus=args.gpus_per_worker,
+                    address=args.address, quiet=args.quiet)
+            except ray_engine.RayUnavailable as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+        report, fused = bridge.embed_current(db, encoder, batch_size=args.batch_size,
                                              workers=args.workers, quiet=args.quiet)
+        if args.engine == "ray":
+            report.embedded += distributed.embedded
+            report.already_current -= distributed.embedded
     print(f"embed {report.encoder_id}: {report.embedded:,} encoded, {report.from_cached_features:,} from cached "
           f"features, {report.already_current:,} already current, {len(report.failed):,} failed, "
           f"{report.removed:,} stale removed; skipped photos: "
@@ -509,7 +545,8 @@ STAGES = {"ingest": _ingest, "relevance": _relevance, "status": _status, "downlo
           "perceive": _perceive,
           "fit-bridge": _fit_bridge, "evaluate-retrieval": _evaluate, "search": _search,
           "train": _train, "models": _models, "use-reranker": _use_reranker, "evaluate-rerank": _evaluate_rerank,
-          "add-user": _add_user, "demo-stages": _demo_stages, "demo-check": _demo_check}
+          "add-user": _add_user, "demo-stages": _demo_stages, "demo-check": _demo_check,
+          "export": _export}
 
 
 # Stages that only read: on read-only storage (where no claim can be written) they open the file read-only.

@@ -180,6 +180,16 @@ class OfflineEncoder(Encoder):
         self.categories: list[str] = MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"]
         self.id = self._id()
 
+    def __getstate__(self) -> dict:
+        """For a Ray actor (pipeline/ray_engine.py): an ONNX Runtime session cannot be pickled, so it stays
+        behind and the receiving process opens its own on first use, with the threads it was given there."""
+        return {**self.__dict__, "session": None}
+
+    def _session(self):
+        if self.session is None:
+            self.session = onnx_runtime.session(onnx_runtime.exported_model(weights_path()), torch.get_num_threads())
+        return self.session
+
     @functools.cached_property
     def class_embeddings(self) -> np.ndarray:
         """The 1,000 ImageNet class prompts' text vectors, encoded on first use (about 4 s): only photo encoding
@@ -237,7 +247,7 @@ class OfflineEncoder(Encoder):
         for view in batch:
             pixels = view.numpy()
             for mirrored in (False, True) if self.flip else (False,):
-                total += onnx_runtime.logits(self.session, pixels[..., ::-1] if mirrored else pixels)
+                total += onnx_runtime.logits(self._session(), pixels[..., ::-1] if mirrored else pixels)
         return total / (len(batch) * (2 if self.flip else 1))
 
     def project(self, features: np.ndarray) -> np.ndarray:
