@@ -51,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
                              f"(default: {OPEN_WAIT_SECONDS:g})")
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
     stages = parser.add_subparsers(dest="stage", required=True)
-    ingest = stages.add_parser("ingest", parents=[common], help="load every dataset found under --data")
+    ingest = stages.add_parser("ingest", parents=[common],
+                               help="load every dataset found under --data, or an export folder (export --to)")
     ingest.add_argument("--name", help="dataset name (default: folder name); only for a single dataset")
     ingest.add_argument("--force", action="store_true", help="re-ingest even if the files are unchanged")
     rel = stages.add_parser("relevance", parents=[common], help="recompute the aggregated relevance target")
@@ -172,7 +173,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    found = discover(resolve_data_dir(args.data))
+    data_dir = resolve_data_dir(args.data)
+    if exchange.is_export(data_dir):
+        return _ingest_export(args, data_dir)
+    found = discover(data_dir)
     if args.name is not None:
         check_dataset_name(args.name)  # before anything is opened: exit 2
     if args.name and len(found) > 1:
@@ -190,6 +194,18 @@ def _ingest(args: argparse.Namespace) -> int:
             examples = [] if result.skipped else reads.first_rejects(db, result.dataset)
             print(ingest_summary(result, examples))
     return 1 if failed else 0
+
+
+def _ingest_export(args: argparse.Namespace, folder: Path) -> int:
+    with _open(args) as db:
+        result = exchange.ingest_export(db, folder, quiet=args.quiet)
+    print(f"ingest {folder} (export): {result.vectors:,} vectors loaded ({result.vectors_already_stored:,} already "
+          f"stored), {result.labels:,} labels, {result.relevance:,} relevance pairs, {result.excluded:,} photos "
+          f"excluded as the export decided, {result.cleared_not_applied:,} 'cleared' decisions not applied (this "
+          f"studio's filter decides); {len(result.rejects):,} rejects (run {result.run_id})")
+    for file, row, key, reason in result.rejects[:10]:
+        print(f"  {file}" + (f" row {row}" if row else "") + (f" ({key})" if key else "") + f": {reason}")
+    return 0
 
 
 def _export(args: argparse.Namespace) -> int:
