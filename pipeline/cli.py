@@ -80,13 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     emb.add_argument("--batch-size", type=_at_least(1), default=32)
     emb.add_argument("--workers", type=_at_least(0), default=1,
                      help="photo decoding processes (default 1); with --engine ray: actors in the pool")
-    emb.add_argument("--engine", choices=("local", "ray"), default="local",
-                     help="local: in-process (default); ray: a Ray Data actor pool writing Parquet shards")
-    emb.add_argument("--address", help="Ray cluster (ray://host:port or auto; default: start Ray locally)")
-    emb.add_argument("--shards", help="folder or object-store URI of the shards (default: <db>.shards/embed-<encoder>)")
-    emb.add_argument("--shard-size", type=_at_least(1), default=64, help="photos per shard (default 64)")
-    emb.add_argument("--threads-per-worker", type=_at_least(1), default=1, help="torch threads per actor (default 1)")
-    emb.add_argument("--gpus-per-worker", type=float, default=0, help="GPUs per actor (default 0)")
+    _ray_options(emb, "embed-<encoder>")
+    per.add_argument("--workers", type=_at_least(1), default=2, help="with --engine ray: actors in the pool")
+    _ray_options(per, "perceive-<perceiver>")
     proj = stages.add_parser("project", parents=[common],
                              help="2-D map and clusters of the photo vectors, for the dashboard's Explore page")
     proj.add_argument("--encoder", help="map this encoder's vectors (default: every encoder with vectors)")
@@ -170,6 +166,18 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--to", required=True, type=_path_text, help="target folder (must be empty unless --force)")
     exp.add_argument("--force", action="store_true", help="replace a non-empty target folder")
     return parser
+
+
+def _ray_options(stage: argparse.ArgumentParser, shards: str) -> None:
+    """--engine and the Ray engine's options (pipeline/ray_engine.py), shared by embed and perceive."""
+    stage.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="local: in-process (default); ray: a Ray Data actor pool writing Parquet shards")
+    stage.add_argument("--address", help="Ray cluster (ray://host:port or auto; default: start Ray locally)")
+    stage.add_argument("--shards", help=f"folder or object-store URI of the shards (default: <db>.shards/{shards}, "
+                                        "emptied once loaded)")
+    stage.add_argument("--shard-size", type=_at_least(1), default=64, help="photos per shard (default 64)")
+    stage.add_argument("--threads-per-worker", type=_at_least(1), default=1, help="threads per actor (default 1)")
+    stage.add_argument("--gpus-per-worker", type=float, default=0, help="GPUs per actor (default 0)")
 
 
 def _ingest(args: argparse.Namespace) -> int:
@@ -320,7 +328,25 @@ def _project(args: argparse.Namespace) -> int:
 def _perceive(args: argparse.Namespace) -> int:
     perceiver = perceive.Perceiver(args.weights, threads=args.threads)  # weights checked before the database opens
     with _open(args) as db:
-        report = perceive.perceive(db, perceiver, batch_size=args.batch_size, quiet=args.quiet)
+        distributed = None
+        if args.engine == "ray":
+            from pipeline import ray_engine
+
+            try:
+                distributed = ray_engine.perceive_ray(
+                    db, args.weights, shards_uri=args.shards, shard_size=args.shard_size, workers=args.workers,
+                    threads=args.threads_per_worker, gpus=args.gpus_per_worker, address=args.address,
+                    quiet=args.quiet)
+            except ray_engine.RayUnavailable as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+        report = perceive.perceive(db, perceiver, batch_size=args.batch_size, quiet=args.quiet)  # what is left
+        if distributed is not None:
+            report.perceived += distributed.perceived
+            report.objects += distributed.objects
+            report.faces += distributed.faces
+            report.aged_faces += distributed.aged_faces
+            report.already_current -= distributed.perceived
     print(f"perceive {report.perceiver}: {report.perceived:,} photos perceived ({report.objects:,} objects, "
           f"{report.faces:,} faces, {report.aged_faces:,} with an age), {report.already_current:,} already current, "
           f"{len(report.failed):,} failed, {report.removed:,} stale removed ({report.seconds:.1f}s)")

@@ -83,20 +83,43 @@ class PerceiveReport:
     removed: int = 0
     seconds: float = 0.0
 
+    def count(self, photo: dict, detections: pd.DataFrame) -> None:
+        """Add one perceived photo (its `perceived_photos` row and detections) to the totals."""
+        self.perceived += 1
+        self.objects += photo["objects"]
+        self.faces += photo["faces"]
+        self.aged_faces += int(detections["age"].notna().sum())
+
+
+def decode(path: str, sha256: str) -> np.ndarray | str:
+    """Upright RGB pixels of the decided bytes (at most DECODE_SIDE), or the reason they cannot be had."""
+    try:
+        return np.asarray(photos.open_verified(path, sha256, DECODE_SIDE).convert("RGB"))
+    except photos.PhotoUnavailable as exc:
+        return str(exc)
+    except Exception as exc:  # noqa: BLE001 - a photo that fails to convert is that photo's problem only
+        return f"{path}: cannot decode ({exc})"
+
 
 def _decoded(rows: pd.DataFrame, threads: int) -> Iterator[tuple[int, np.ndarray | str]]:
     """(row index, upright RGB pixels or the reason they cannot be had), decoded ahead in a thread."""
-    def decode(index: int) -> tuple[int, np.ndarray | str]:
-        try:
-            image = photos.open_verified(rows["path"].iat[index], rows["sha256"].iat[index], DECODE_SIDE)
-            return index, np.asarray(image.convert("RGB"))
-        except photos.PhotoUnavailable as exc:
-            return index, str(exc)
-        except Exception as exc:  # noqa: BLE001 - a photo that fails to convert is that photo's problem only
-            return index, f"{rows['path'].iat[index]}: cannot decode ({exc})"
-
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        yield from pool.map(decode, range(len(rows)))
+        yield from pool.map(lambda i: (i, decode(rows["path"].iat[i], rows["sha256"].iat[i])), range(len(rows)))
+
+
+def seen_in_full_size(seen: Perception, width: int) -> pd.DataFrame:
+    """The detections of a photo seen at a reduced size, in its full upright pixels (as stored)."""
+    detections = seen.detections.copy()
+    detections[["x0", "y0", "x1", "y1", "size_px"]] *= width / seen.width
+    return detections
+
+
+def perceived_row(image_id: str, sha: str, width: int, height: int, detections: pd.DataFrame,
+                  seconds: float) -> dict:
+    """The `perceived_photos` row of one photo."""
+    kinds = detections["kind"]
+    return {"image_id": image_id, "sha256": sha, "width": width, "height": height,
+            "objects": int((kinds == "object").sum()), "faces": int((kinds == "face").sum()), "seconds": seconds}
 
 
 def perceive(db: Database, perceiver: Perceiver, *, batch_size: int = DEFAULT_BATCH, quiet: bool = False,
@@ -125,17 +148,12 @@ def perceive(db: Database, perceiver: Perceiver, *, batch_size: int = DEFAULT_BA
                 began = time.perf_counter()
                 seen = perceiver.see(pixels)
                 width, height = int(todo["width"].iat[index]), int(todo["height"].iat[index])
-                seen.detections[["x0", "y0", "x1", "y1", "size_px"]] *= width / seen.width  # to full-size pixels
-                kinds = seen.detections["kind"]
-                done_photos.append({"image_id": image_id, "sha256": sha, "width": width, "height": height,
-                                    "objects": int((kinds == "object").sum()), "faces": int((kinds == "face").sum()),
-                                    "seconds": time.perf_counter() - began})
-                if len(seen.detections):
-                    found.append(seen.detections.assign(image_id=image_id, sha256=sha))
-                report.perceived += 1
-                report.objects += done_photos[-1]["objects"]
-                report.faces += done_photos[-1]["faces"]
-                report.aged_faces += int(seen.detections["age"].notna().sum())
+                detections = seen_in_full_size(seen, width)
+                done_photos.append(perceived_row(image_id, sha, width, height, detections,
+                                                 time.perf_counter() - began))
+                if len(detections):
+                    found.append(detections.assign(image_id=image_id, sha256=sha))
+                report.count(done_photos[-1], detections)
             progress.update(1)
             if len(done_photos) >= batch_size:
                 commit()

@@ -120,3 +120,58 @@ def test_default_shard_folder_is_emptied_once_loaded(db: Database, four_photos: 
     folder = Path(ray_engine.default_shards_dir(db, "embed", "colour-test"))
     assert report.embedded == 3 and folder.is_dir() and list(folder.iterdir()) == []
     assert db.fetch_all("SELECT count(*) FROM embeddings")[0][0] == 3
+
+
+def _perceived(db: Database) -> tuple[list, pd.DataFrame]:
+    photos = db.fetch_all("SELECT image_id, sha256, width, height, objects, faces FROM perceived_photos ORDER BY 1")
+    found = db.fetch_df("SELECT image_id, sha256, model_id, kind, label, score, x0, y0, x1, y1, size_px, age, "
+                        "age_model FROM detections ORDER BY image_id, kind, label, score")
+    return photos, found.reset_index(drop=True)
+
+
+def test_perceive_on_ray_stores_what_the_in_process_stage_does(tmp_path: Path, shared_data: Path,
+                                                               shared_weights: Path, local_ray) -> None:
+    """Twelve real COCO-mini photos perceived by 2 actors (each checking the weights itself), boxes scaled to the
+    stored size by the driver: the same perceived_photos and detections as in-process; a shard loaded twice
+    changes nothing."""
+    from builders import ingest
+    from pipeline import perceive
+    from pipeline.perception import PERCEIVER_ID
+
+    db = Database(tmp_path / "perceive.duckdb")
+    ingest(db, shared_data / "coco-mini")
+    with db.write() as cur:  # twelve photos to do: the others count as missing here
+        cur.execute("UPDATE images SET status = 'missing' WHERE id NOT IN "
+                    "(SELECT id FROM images WHERE status = 'ok' ORDER BY id LIMIT 12)")
+    shards = tmp_path / "shards"
+    report = ray_engine.perceive_ray(db, str(shared_weights), shards_uri=str(shards), shard_size=4, workers=2,
+                                     quiet=True)
+    on_ray = _perceived(db)
+    before = db.fetch_all("SELECT count(*), max(created) FROM perceived_photos")
+    report_again = ray_engine.PerceiveReport(PERCEIVER_ID)
+    for file in sorted(shards.glob("*.parquet")):
+        ray_engine.load_perceived_shard(db, str(file), None, PERCEIVER_ID, report_again)
+    assert report_again.perceived == 0 and db.fetch_all("SELECT count(*), max(created) FROM perceived_photos") == before
+    with db.write() as cur:
+        cur.execute("DELETE FROM detections")
+        cur.execute("DELETE FROM perceived_photos")
+    local = perceive.perceive(db, perceive.Perceiver(shared_weights, threads=1), quiet=True)
+    in_process = _perceived(db)
+    assert report.perceived == local.perceived == 12 and report.objects == local.objects > 0
+    assert on_ray[0] == in_process[0]
+    numbers = ["score", "x0", "y0", "x1", "y1", "size_px", "age"]
+    pd.testing.assert_frame_equal(on_ray[1].drop(columns=numbers), in_process[1].drop(columns=numbers))
+    assert np.allclose(on_ray[1][numbers].astype(float), in_process[1][numbers].astype(float), atol=1e-4,
+                       equal_nan=True)
+    db.close()
+
+
+def test_perceive_unreachable_address_exits_2_and_changes_nothing(path: Path, shared_weights: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    from pipeline.cli import main
+
+    before = path.read_bytes()
+    assert main(["perceive", "--db", str(path), "--weights", str(shared_weights), "--engine", "ray",
+                 "--address", "127.0.0.1:1", "--quiet"]) == 2
+    assert "cannot reach Ray at 127.0.0.1:1" in capsys.readouterr().err
+    assert path.read_bytes() == before
