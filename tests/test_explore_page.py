@@ -197,7 +197,10 @@ def test_a_click_on_a_point_in_the_browser_shows_its_photo(tmp_path: Path, explo
         sign_in(page, url, "dana", "explorer-secret-1")
         page.get_by_role("link", name="Explore").click()
         expect(page.get_by_text("Click a point to see its photo.")).to_be_visible()
-        page.wait_for_function("() => document.querySelector('.js-plotly-plot')?._fullData?.length > 0")
+        # every trace drawn with its points: under load the chart can be caught mid-render, a trace without its
+        # customdata yet (a fresh-clone CI run failed reading it once)
+        page.wait_for_function("() => { const traces = document.querySelector('.js-plotly-plot')?._fullData; "
+                               "return traces?.length > 0 && traces.every(t => t.customdata && t.x && t.y); }")
         points = page.evaluate(POINTS_ON_SCREEN)
         assert len(points) == 23 and CHILD_PHOTO not in {p["id"] for p in points}
         # photos of one colour share one spot (their vectors are equal): the click shows one of those at that spot
