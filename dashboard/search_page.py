@@ -237,9 +237,11 @@ def marker_caption(markers: Markers) -> str:
 def show_results(result, timed_ms: float, page: int, k: int, searcher: Searcher, encoder_id: str, rerank: bool,
                  markers: Markers | None, flagging: tuple[str, str] | None, user_name: str) -> None:
     pages = score_scale.page_count(result.total or 0, k)
-    about = "" if result.total_current else "about "  # the total of before a decision, while it is recounted
+    # "about": the total of before a decision while it is recounted, or (tens of millions of photos) estimated
+    about = "" if result.total_current and not result.total_estimated else "about "
     st.caption(f"{about}**{result.total:,}** matches · page {page} of {pages:,} · {len(result.hits)} on this page · "
-               f"answered in {timed_ms:.0f} ms" + ("" if result.total_current else " · the total is being updated"))
+               f"answered in {timed_ms:.0f} ms" + ("" if result.total_current else " · the total is being updated")
+               + (" · the total above the cut-off is estimated from a sample" if result.total_estimated else ""))
     marker = markers.chosen if markers else None
     if result.hits and result.hits[0].rank == 1 and score_scale.no_good_match(result.hits[0].score, marker):
         st.warning(f"No good match: the best result scores {result.hits[0].score:.2f}, under "

@@ -151,13 +151,16 @@ def visible_vector_count(db: Database, encoder_id: str) -> int:
                             "AND v.sha256 = e.sha256 WHERE e.encoder_id = ?", [encoder_id])[0][0])
 
 
-def vector_chunks(db: Database, encoder_id: str, rows: int = 32_768) -> Iterator[tuple[list[str], np.ndarray]]:
-    """Every vector of ``encoder_id``, whatever the minors filter decided and whether its photo's bytes changed
-    since (the search index; visibility and current bytes are checked per answer, :func:`visible_subset`), in
-    id order, streamed ``rows`` at a time (a million never sit in memory)."""
+def vector_chunks(db: Database, encoder_id: str, rows: int = 32_768,
+                  created_after: datetime | None = None) -> Iterator[tuple[list[str], np.ndarray]]:
+    """Every vector of ``encoder_id`` (only those stored after ``created_after``, for an index brought up to
+    date), whatever the minors filter decided and whether its photo's bytes changed since (the search index;
+    visibility and current bytes are checked per answer, :func:`visible_subset`), in id order, streamed ``rows``
+    at a time (a million never sit in memory)."""
     with db.cursor() as cur:
-        relation = cur.sql("SELECT image_id, vector FROM embeddings WHERE encoder_id = ? ORDER BY image_id",
-                           params=[encoder_id])
+        relation = cur.sql("SELECT image_id, vector FROM embeddings WHERE encoder_id = ? "
+                           "AND (CAST(? AS TIMESTAMP) IS NULL OR created > ?) ORDER BY image_id",
+                           params=[encoder_id, created_after, created_after])
         for batch in relation.to_arrow_reader(rows):
             yield batch.column("image_id").to_pylist(), arrow_to_vectors(batch.column("vector"))
 
@@ -171,6 +174,12 @@ def vector_set_version(db: Database, encoder_id: str) -> tuple[int, datetime | N
     count, newest = db.fetch_all("SELECT count(*), max(created) FROM embeddings WHERE encoder_id = ?",
                                  [encoder_id])[0]
     return int(count), newest
+
+
+def vector_dim(db: Database, encoder_id: str) -> int | None:
+    """Length of the encoder's stored vectors (all are equal: db/shards.py and the stages refuse others)."""
+    found = db.fetch_all("SELECT len(vector) FROM embeddings WHERE encoder_id = ? LIMIT 1", [encoder_id])
+    return int(found[0][0]) if found else None
 
 
 def encoders_with_vectors(db: Database) -> pd.DataFrame:

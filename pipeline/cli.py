@@ -20,7 +20,7 @@ from db.shared import pipeline_claim
 from db import models as model_store
 from pipeline import (bridge, demo_runner, download, embed, encoders, evaluate_retrieval, features, models, perceive,
                       project, relevance, rerank, search, targets, train)
-from pipeline import exchange
+from pipeline import ann_store, exchange
 from pipeline.encoders.base import WeightsUnavailable
 from pipeline.encoders.offline import Bridge as OfflineBridge, OfflineEncoder
 from pipeline.ingest import IngestError, InvalidDatasetName, check_dataset_name, ingest_dataset
@@ -161,6 +161,10 @@ def _parser() -> argparse.ArgumentParser:
     mod.add_argument("--status", required=True, choices=moderation.STATUSES)
     mod.add_argument("--moderator", required=True)
     mod.add_argument("--reason", required=True)
+    idx = stages.add_parser("index", parents=[common],
+                            help=f"save the search's FAISS index of encoders with over {ann_store.ANN_ABOVE:,} vectors "
+                                 "(built, or brought up to date with new vectors)")
+    idx.add_argument("--encoder", help="only this encoder id (default: every encoder with vectors)")
     exp = stages.add_parser("export", parents=[common], help="visible photos' vectors, labels, relevance and all "
                             "minors decisions as Hive-partitioned Parquet")
     exp.add_argument("--to", required=True, type=_path_text, help="target folder (must be empty unless --force)")
@@ -177,7 +181,8 @@ def _ray_options(stage: argparse.ArgumentParser, shards: str) -> None:
                                         "emptied once loaded)")
     stage.add_argument("--shard-size", type=_at_least(1), default=64, help="photos per shard (default 64)")
     stage.add_argument("--threads-per-worker", type=_at_least(1), default=1, help="threads per actor (default 1)")
-    stage.add_argument("--gpus-per-worker", type=float, default=0, help="GPUs per actor (default 0)")
+    stage.add_argument("--gpus-per-worker", type=_gpus, default=0,
+                       help="GPUs per actor (default 0; a fraction shares one; encoders with a GPU path only)")
 
 
 def _ingest(args: argparse.Namespace) -> int:
@@ -304,7 +309,32 @@ def _embed(args: argparse.Namespace) -> int:
         print(f"  {image_id}: {reason}")
     if fused:
         _print_fused(fused)
+    with _open(args) as db:  # the vectors changed: a saved search index (above ANN_ABOVE) follows them now
+        _index_encoders(db, [report.encoder_id] + ([fused.encoder_id] if fused else []), args.quiet)
     return 0
+
+
+def _index(args: argparse.Namespace) -> int:
+    with _open(args, read_only=True) as db:
+        known = list(vector_store.encoders_with_vectors(db)["encoder_id"])
+        if args.encoder is not None and args.encoder not in known:
+            raise ValueError(f"no vectors of encoder {args.encoder!r}; encoders with vectors: "
+                             + (", ".join(known) or "none (run `python -m pipeline embed`)"))
+        _index_encoders(db, [args.encoder] if args.encoder else known, args.quiet, say_small=True)
+    return 0
+
+
+def _index_encoders(db: Database, encoder_ids: list[str], quiet: bool, say_small: bool = False) -> None:
+    for encoder_id in dict.fromkeys(encoder_ids):
+        started = time.perf_counter()
+        index = ann_store.ensure(db, encoder_id, quiet=quiet, log=lambda line: print(line, file=sys.stderr))
+        if index is None:
+            if say_small:
+                print(f"index {encoder_id}: {vector_store.embedded_count(db, encoder_id):,} vectors, at most "
+                      f"{ann_store.ANN_ABOVE:,}: the search's exact index is built in memory, nothing to save")
+            continue
+        print(f"index {encoder_id}: {len(index):,} vectors in {index.folder} ({time.perf_counter() - started:.1f}s)")
+        index.close()
 
 
 def _print_fused(fused: bridge.FusionReport) -> None:
@@ -588,7 +618,7 @@ STAGES = {"ingest": _ingest, "relevance": _relevance, "status": _status, "downlo
           "fit-bridge": _fit_bridge, "evaluate-retrieval": _evaluate, "search": _search,
           "train": _train, "models": _models, "use-reranker": _use_reranker, "evaluate-rerank": _evaluate_rerank,
           "add-user": _add_user, "demo-stages": _demo_stages, "demo-check": _demo_check,
-          "export": _export}
+          "export": _export, "index": _index}
 
 
 # Stages that only read: on read-only storage (where no claim can be written) they open the file read-only.
@@ -626,15 +656,22 @@ def _person(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _seconds(text: str) -> float:
-    """A finite, non-negative number of seconds (argparse type)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds, 0 or more")
-    return value
+def _non_negative(unit: str):
+    """argparse type: a finite number of ``unit``, 0 or more (seconds to wait; GPUs per Ray actor, where 0.5 lets
+    two actors share one)."""
+    def number(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of {unit}") from None
+        if not math.isfinite(value) or value < 0:
+            raise argparse.ArgumentTypeError(f"{text!r}: give a number of {unit}, 0 or more")
+        return value
+    return number
+
+
+_seconds = _non_negative("seconds")
+_gpus = _non_negative("GPUs")
 
 
 def _open(args: argparse.Namespace, *, read_only: bool = False) -> Database:

@@ -1,4 +1,5 @@
-"""Search: query text -> top-K (image_id, score) by exact cosine, over visible photos only.
+"""Search: query text -> top-K (image_id, score) by cosine, over visible photos only (exact up to a million vectors
+of an encoder, a saved FAISS index above: pipeline.ann_store).
 
 The index holds every vector of the encoder (:class:`EncoderIndex`) and is rebuilt only when that set of vectors
 changes (db.embeddings.vector_set_version), never on a moderation decision, a label or a re-ingest: every answer
@@ -14,6 +15,7 @@ detected objects with counts and, for the offline encoder, the ImageNet labels t
 from __future__ import annotations
 
 import copy
+import logging
 import threading
 import unicodedata
 from collections import OrderedDict
@@ -25,6 +27,8 @@ import numpy as np
 from db import embeddings as store
 from db import reads
 from db.database import Database
+from pipeline import ann_store
+from pipeline.ann_index import AnnIndex
 from pipeline.encoders.base import Encoder
 from pipeline.encoders.offline import OfflineEncoder
 from pipeline.minors import query_block
@@ -41,6 +45,9 @@ RERANK_DEPTH = 100
 TOP_LABELS = 3
 DIRECT_LIMIT = 20_000  # "must show" an object this few visible photos show: score them directly
 RECOUNT_WAIT_SECONDS = 0.2  # how long a search waits for a recount of the total while the old total stands in
+
+SearchIndex = VectorIndex | AnnIndex
+_log = logging.getLogger(__name__)
 
 
 class QueryError(ValueError):
@@ -67,6 +74,7 @@ class SearchResult:
     legal_notice: str | None = None  # set when the query was refused under the minors rules
     total: int | None = None  # how many results the whole ranking holds (all pages), when asked for
     total_current: bool = True  # False: the total of before a change, while it is recounted (Searcher.visible_count)
+    total_estimated: bool = False  # True: the total with a cut-off estimated from a sample (an ANN index)
 
 
 @dataclass(frozen=True)
@@ -129,7 +137,9 @@ def clean_query(text: str | None) -> tuple[str, list[str]]:
 
 
 class EncoderIndex:
-    """The index of one encoder's vectors, rebuilt when (and only when) the set of vectors changes.
+    """The index of one encoder's vectors, rebuilt when (and only when) the set of vectors changes: the exact
+    pipeline.vector_index up to ann_store.ANN_ABOVE vectors, above it the saved FAISS index (pipeline.ann_store:
+    loaded, or brought up to date with the new vectors, instead of rebuilt).
 
     Safe to share between threads: the version is read and the index swapped under a lock. The old index is
     dropped before the new one is built, so one index per encoder is in memory (a search still running on the
@@ -137,7 +147,7 @@ class EncoderIndex:
 
     def __init__(self, db: Database, encoder_id: str) -> None:
         self.db, self.encoder_id = db, encoder_id
-        self._index: VectorIndex | None = None
+        self._index: SearchIndex | None = None
         self._version: tuple | None = None
         self._lock = threading.Lock()
         self._warming: threading.Thread | None = None
@@ -164,7 +174,7 @@ class EncoderIndex:
         self._warming = threading.Thread(target=build, daemon=True, name=f"index-{self.encoder_id}")
         self._warming.start()
 
-    def current(self) -> VectorIndex:
+    def current(self) -> SearchIndex:
         """The index of the vectors stored now: the cached one while the set of vectors is unchanged."""
         with self._lock:
             version = store.vector_set_version(self.db, self.encoder_id)
@@ -174,10 +184,12 @@ class EncoderIndex:
                     raise NoVectors(f"No photo vectors for encoder {self.encoder_id} yet: run "
                                     "`python -m pipeline filter` and `python -m pipeline embed` "
                                     "(after `python -m pipeline ingest`).")
-                self._index = VectorIndex.build(store.vector_chunks(self.db, self.encoder_id), rows=version[0])
+                if version[0] > ann_store.ANN_ABOVE:
+                    self._index = ann_store.open_current(self.db, self.encoder_id, version, log=_log.warning)
+                else:
+                    self._index = VectorIndex.build(store.vector_chunks(self.db, self.encoder_id), rows=version[0])
                 self._version = version
             return self._index
-
 
     def visible_count(self, labels: Sequence[str] = (), perceiver: str = PERCEIVER_ID) -> int:
         """How many visible photos have a vector of this encoder (showing every one of ``labels`` as detected by
@@ -263,7 +275,7 @@ class Searcher:
         return other
 
     @property
-    def index(self) -> VectorIndex:
+    def index(self) -> SearchIndex:
         """Read (and built when the vectors changed) on use, so a blocked or malformed query never waits for an
         index."""
         return self.indexes.current()
@@ -346,12 +358,13 @@ class Searcher:
             scored = [(image_id, cosine, cosine) for image_id, cosine in ranked]
         hits = [Hit(offset + i + 1, image_id, score, cosine) for i, (image_id, score, cosine) in enumerate(scored)
                 if min_score is None or score >= min_score]
-        total, current = None, True
+        total, current, estimated = None, True, False
         if with_total:
             total = (sum(1 for s in scores if min_score is None or s >= min_score) if rerank
                      else self.count_at_least(vector, min_score, must_show))
             current = rerank or self.count_current(must_show)
-        return SearchResult(query, hits, notices, total=total, total_current=current)
+            estimated = not rerank and min_score is not None and isinstance(self.index, AnnIndex)
+        return SearchResult(query, hits, notices, total=total, total_current=current, total_estimated=estimated)
 
     def visible_count(self, labels: Sequence[str] = ()) -> int:
         """How many visible photos have a vector of this encoder (showing every one of ``labels``): what a search
@@ -367,11 +380,16 @@ class Searcher:
         """How many visible photos (showing every one of ``labels``) score ``min_score`` or more against
         ``vector``: the total of a cosine search with that cut-off, so the page can say how many pages there are.
         The side of the cut-off with fewer rows is checked against the minors rule in SQL (by key up to a few
-        thousand); on a quantized index the scores are the int8 kernel's (about 0.01 off)."""
+        thousand); on a quantized index the scores are the int8 kernel's (about 0.01 off). On an ANN index (tens of
+        millions of rows, none of them in memory) the share of a fixed sample of rows at or above the cut-off
+        times the visible count: an estimate (SearchResult.total_estimated), benchmarks/ann.py prints its error."""
         everything = self.visible_count(labels)
         if min_score is None:
             return everything
         index = self.index
+        if isinstance(index, AnnIndex):
+            sampled = index.sample_scores(vector)
+            return round(everything * float((sampled >= min_score).mean())) if len(sampled) else 0
         scores = index.scores(vector)
         above = scores >= min_score
         chosen = sorted(set(labels))
@@ -390,7 +408,12 @@ class Searcher:
         query, _ = clean_query(text)
         if query_block.check(query).blocked:
             return None
-        scores = self.index.scores(self.query_vector(query))
+        vector = self.query_vector(query)
+        index = self.index
+        if isinstance(index, AnnIndex):  # the sample's spread, topped by the best row itself
+            scores = np.append(index.sample_scores(vector), [score for _, score in index.top_k(vector, 1)])
+        else:
+            scores = index.scores(vector)
         return float(scores.min()), float(scores.max())
 
     def like(self, image_id: str, *, k: int = 10, offset: int = 0, must_show: Sequence[str] = ()) -> SearchResult:

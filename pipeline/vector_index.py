@@ -157,5 +157,10 @@ class _RowFile:
             out[i] = np.frombuffer(os.pread(self._fd, self._row_bytes, int(row) * self._row_bytes), np.float32)
         return out
 
+    def block(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start`` .. ``stop - 1`` in one read (a sequential pass over the file)."""
+        data = os.pread(self._fd, (stop - start) * self._row_bytes, start * self._row_bytes)
+        return np.frombuffer(data, np.float32).reshape(-1, self._dim).copy()
+
     def close(self) -> None:
         self._closer()

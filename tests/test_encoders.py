@@ -60,6 +60,9 @@ def test_openclip_random_small_model_mechanics() -> None:
     assert encoder.id == "openclip-ViT-S-32-random-64px"
     assert_unit_rows(encoder.encode_images(photos()), 3, encoder.dim)
     assert_unit_rows(encoder.encode_texts(["a red square", ""]), 2, encoder.dim)
+    before = encoder.encode_images(photos())
+    assert encoder.to("cpu") is encoder  # the device move a Ray actor given a GPU makes ('cuda' there)
+    assert np.abs(encoder.encode_images(photos()) - before).max() < 1e-6
 
 
 def test_openclip_missing_checkpoint_says_so(tmp_path, monkeypatch) -> None:

@@ -89,6 +89,25 @@ def test_unreachable_address_exits_2_and_changes_nothing(path: Path, capsys: pyt
     assert path.read_bytes() == before
 
 
+def test_gpus_per_worker_is_refused_where_nothing_runs_on_a_gpu(path: Path, shared_weights: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    """The offline encoder and the perception networks run on ONNX Runtime's CPU provider: GPUs asked for would
+    be reserved on a cluster and left idle, so the stage says so before Ray starts; a negative count is a usage
+    error."""
+    from pipeline.cli import main
+
+    before = path.read_bytes()
+    assert main(["embed", "--db", str(path), "--engine", "ray", "--gpus-per-worker", "1", "--quiet"]) == 2
+    assert "has no GPU path" in capsys.readouterr().err
+    assert main(["perceive", "--db", str(path), "--weights", str(shared_weights), "--engine", "ray",
+                 "--gpus-per-worker", "0.5", "--quiet"]) == 2
+    assert "no GPU path" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["embed", "--db", str(path), "--engine", "ray", "--gpus-per-worker", "-1"])
+    assert "give a number of GPUs, 0 or more" in capsys.readouterr().err
+    assert path.read_bytes() == before
+
+
 def test_offline_encoder_on_coco_mini_gives_the_in_process_vectors(tmp_path: Path, shared_data: Path,
                                                                    local_ray) -> None:
     """The goal of issue #16 on the real photos: every COCO-mini photo, the offline encoder (sent to the actors

@@ -35,14 +35,21 @@ def colour_photos(root: Path, photos: int = 24) -> Path:
     return coco_dir(root, images=images, captions=captions, files=files)
 
 
-@pytest.fixture(scope="module")
-def search_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("search_page")
-    path = root / "studio.duckdb"
-    assert pipeline_main(["ingest", "--data", str(colour_photos(root / "c")), "--db", str(path), "--quiet"]) == 0
+def embedded_colour_db(path: Path, photos_folder: Path, photos: int = 24) -> Path:
+    """A database at ``path`` of ``colour_photos``, filtered (photo 1, the boy, held back) and embedded."""
+    assert pipeline_main(["ingest", "--data", str(colour_photos(photos_folder, photos)), "--db", str(path),
+                          "--quiet"]) == 0
     assert pipeline_main(["filter", "--db", str(path), "--quiet"]) == 0
     with Database(path) as db:
         embed(db, ColourEncoder(), workers=0, quiet=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def search_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("search_page")
+    path = embedded_colour_db(root / "studio.duckdb", root / "c")
+    with Database(path) as db:
         # Objects: a cat in the excluded boy's photo only, a dog in every sixth photo, people in photos 6 and 7;
         # photo 3 perceived with nothing found, the rest not perceived.
         perceive_rows(db, {CHILD_PHOTO: [("cat", 0.9)], "c/6": [("dog", 0.9), ("person", 0.8), ("person", 0.7)],
@@ -287,16 +294,29 @@ def test_total_matches_and_pages(monkeypatch: pytest.MonkeyPatch, search_db: Pat
     assert next(c.value for c in at.caption if "matches" in c.value).startswith("**4** matches · page 1 of 1")
 
 
+def test_a_total_above_a_cut_off_on_the_ann_index_says_it_is_estimated(monkeypatch: pytest.MonkeyPatch,
+                                                                       tmp_path: Path) -> None:
+    """Above ann_store.ANN_ABOVE (lowered to 0) the total with a cut-off comes from the index's sample: the page
+    says "about" and why; without a cut-off the count is exact and says neither."""
+    from pipeline import ann_store
+
+    monkeypatch.setattr(ann_store, "ANN_ABOVE", 0)
+    path = embedded_colour_db(tmp_path / "studio.duckdb", tmp_path / "c")
+    at = search(monkeypatch, path, "red")
+    summary = next(c.value for c in at.caption if "matches" in c.value)
+    assert summary.startswith("**23** matches") and "estimated" not in summary
+    at.slider(key="search_min_score").set_value(0.9).run()
+    summary = next(c.value for c in at.caption if "matches" in c.value)
+    assert summary.startswith("about **8** matches") and "estimated from a sample" in summary
+    assert ann_store.index_folder(path, "colour-test").exists()
+
+
 def test_the_relevance_marker_from_labels_and_no_good_match(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Labels on this encoder's results put a marker on the scale; when the best result is under it the page says
     there is no good match, and cards under it sit below "results are usually not relevant"."""
     from db import labels
 
-    path = tmp_path / "studio.duckdb"
-    assert pipeline_main(["ingest", "--data", str(colour_photos(tmp_path / "c")), "--db", str(path), "--quiet"]) == 0
-    assert pipeline_main(["filter", "--db", str(path), "--quiet"]) == 0
-    with Database(path) as db:
-        embed(db, ColourEncoder(), workers=0, quiet=True)
+    path = embedded_colour_db(tmp_path / "studio.duckdb", tmp_path / "c")
     at = search(monkeypatch, path, "red")
     assert any(c.value.startswith("No relevance marker yet") for c in at.caption)
     cards = [float(m.value.split("score **")[1].split("**")[0]) for m in at.markdown if "score **" in m.value]

@@ -130,13 +130,24 @@ class OpenClipEncoder(Encoder):
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         return self._preprocess(image.convert("RGB"))
 
+    def to(self, device: str) -> OpenClipEncoder:
+        """Run on ``device`` ('cuda' on a Ray actor given a GPU, pipeline/ray_engine.py); inputs follow it and
+        vectors come back to the CPU."""
+        self.model.to(device)
+        return self
+
+    @property
+    def _device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
     @torch.inference_mode()
     def extract(self, batch: torch.Tensor) -> np.ndarray:
-        return l2_normalise(self.model.encode_image(batch).float().numpy())
+        return l2_normalise(self.model.encode_image(batch.to(self._device)).float().cpu().numpy())
 
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        chunks = [self.model.encode_text(self.tokenizer(list(texts[i : i + BATCH]))).float().numpy()
+        device = self._device
+        chunks = [self.model.encode_text(self.tokenizer(list(texts[i : i + BATCH])).to(device)).float().cpu().numpy()
                   for i in range(0, len(texts), BATCH)]
         return l2_normalise(np.concatenate(chunks)) if chunks else np.zeros((0, self.dim), np.float32)
 
