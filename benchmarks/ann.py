@@ -1,16 +1,21 @@
 """ANN index (pipeline.ann_index) vs exact top-10 on generated clustered 384-d vectors; VectorIndex beside it.
 
-Usage: python benchmarks/ann.py ROWS [--folder /tmp/ann16] [--exact]
+Usage: python benchmarks/ann.py ROWS [--folder /tmp/ann16] [--exact] [--candidates 2048,512] [--cold]
 Vectors are 4096 centres + noise, normalised, generated chunk by chunk from seeds (never all in memory);
 ground truth for held-out queries (top-10 and how many rows score at or above each CUT_OFFS) is computed by
 streaming the same chunks. Prints recall@10, p50/p95 per query, RSS (steady, peak), build time, size on disk, the
 time to load the saved index, an incremental update (UPDATE_ROWS new rows, a tenth as many replaced) against the
 build, the error of the sampled count estimate, and `uptime` (other processes share the 2 cores).
+`--candidates` measures the ANN index with each number of exact re-ranked candidates (ann_index.MIN_CANDIDATES;
+the first is the code's default); `--cold` (root) drops the page cache before each measurement and measures again
+warm: a dashboard just started reads its rows from disk. The ground truth is kept in the folder for the next run.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import pickle
 import resource
 import subprocess
 import sys
@@ -20,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pipeline import ann_index  # noqa: E402
 from pipeline.ann_index import AnnIndex  # noqa: E402
 from pipeline.vector_index import VectorIndex  # noqa: E402
 
@@ -61,6 +67,11 @@ def _truth(total: int, queries: np.ndarray, centres: np.ndarray) -> tuple[list[s
 
 def _rss_mb() -> float:
     return int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 2**20
+
+
+def _drop_page_cache() -> None:
+    os.sync()
+    Path("/proc/sys/vm/drop_caches").write_text("3\n")
 
 
 def _measure(name: str, index, queries: np.ndarray, truth: list[set[str]]) -> None:
@@ -110,13 +121,23 @@ def main() -> None:
     parser.add_argument("rows", type=int)
     parser.add_argument("--folder", type=Path, default=Path("/tmp/ann16"))
     parser.add_argument("--exact", action="store_true", help="also measure VectorIndex (today's exact index)")
+    parser.add_argument("--candidates", default=str(ann_index.MIN_CANDIDATES),
+                        help="comma-separated numbers of re-ranked candidates to measure")
+    parser.add_argument("--cold", action="store_true", help="drop the page cache before each measurement (root)")
     args = parser.parse_args()
     print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(), flush=True)
     centres = _centres()
     queries = _chunk(999_999, QUERIES, centres)  # held out: a seed no indexed chunk uses
     started = time.perf_counter()
-    truth, counts = _truth(args.rows, queries, centres)
-    print(f"ground truth streamed in {time.perf_counter() - started:.0f} s", flush=True)
+    kept = args.folder / f"truth-{args.rows}.pickle"
+    if kept.exists():
+        truth, counts = pickle.loads(kept.read_bytes())
+        print(f"ground truth read from {kept}", flush=True)
+    else:
+        truth, counts = _truth(args.rows, queries, centres)
+        args.folder.mkdir(parents=True, exist_ok=True)
+        kept.write_bytes(pickle.dumps((truth, counts)))
+        print(f"ground truth streamed in {time.perf_counter() - started:.0f} s", flush=True)
     started = time.perf_counter()
     folder = args.folder / f"ann-{args.rows}"
     ann = AnnIndex.build(_chunks(args.rows, centres), folder=folder, dim=DIM)
@@ -125,7 +146,12 @@ def main() -> None:
     print(f"ann build {time.perf_counter() - started:.0f} s, on disk {size:.2f} GB "
           f"(faiss {(folder / f'gen-{ann.generation}' / 'index.faiss').stat().st_size / 2**30:.2f} GB), "
           f"params {ann.params}", flush=True)
-    _measure("ann", ann, queries, truth)
+    for candidates in [int(c) for c in args.candidates.split(",")]:
+        ann_index.MIN_CANDIDATES = candidates
+        if args.cold:
+            _drop_page_cache()
+            _measure(f"ann, {candidates} candidates, cold page cache", ann, queries, truth)
+        _measure(f"ann, {candidates} candidates" + (", warm" if args.cold else ""), ann, queries, truth)
     _measure_estimates(ann, queries, counts)
     ann.close()
     started = time.perf_counter()
@@ -137,7 +163,10 @@ def main() -> None:
         started = time.perf_counter()
         exact = VectorIndex.build(_chunks(args.rows, centres), rows=args.rows)
         print(f"exact build {time.perf_counter() - started:.0f} s (quantized={exact.quantized})", flush=True)
-        _measure("exact VectorIndex", exact, queries, truth)
+        if args.cold:
+            _drop_page_cache()
+            _measure("exact VectorIndex, cold page cache", exact, queries, truth)
+        _measure("exact VectorIndex" + (", warm" if args.cold else ""), exact, queries, truth)
         exact.close()
     print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(), flush=True)
 

@@ -2,7 +2,7 @@
 
 The exact index (pipeline.vector_index) scans every row per query; at 10M x 384 that is 15 GB of float32 or
 4 GB of int8 per query, neither fits the 3 GB / 30 ms budget. Here a query visits ``nprobe`` inverted lists of
-48-byte PQ codes (an HNSW coarse quantiser, so assigning 10M rows is minutes, not hours on 2 cores), then the
+96-byte PQ codes (an HNSW coarse quantiser, so assigning 10M rows is minutes, not hours on 2 cores), then the
 best ``max(MIN_CANDIDATES, 8 * wanted)`` candidates are re-scored with their exact float32 rows read with pread
 from a file on disk (vector_index._RowFile: not a memory map, see its docstring). Scores returned are therefore
 exact cosines; only which rows reach the re-rank is approximate (recall measured by benchmarks/ann.py).
@@ -38,8 +38,7 @@ FORMAT = 2
 TRAIN_SAMPLE = 200_000
 HNSW_NEIGHBOURS = 32
 HNSW_BREADTH = 128  # candidates the quantiser's graph search keeps: at least twice the lists it must return
-MIN_CANDIDATES = 2048  # PQ scores are coarse: at 10M rows recall@10 is 0.73 from the best 256, 0.95 from 1,024
-#                       (benchmarks/ann.py); 2,048 exact rows are ~3 MB of pread, ~2 ms from the page cache
+MIN_CANDIDATES = 512  # PQ scores are coarse: see _params and benchmarks/ann.py for recall by candidates
 ADD_BLOCK = 65_536
 COUNT_SAMPLE = 65_536  # rows whose scores estimate a count above a cut-off: +-0.4% of the rows at 95%
 LOAD_ATTEMPTS = 3
@@ -50,13 +49,15 @@ class AnnIndexMismatch(ValueError):
 
 
 def _params(rows: int, dim: int) -> dict:
-    """nlist ~ 4 sqrt(n) lists; PQ with 8-dimensional sub-vectors (48 bytes a row at 384-d), 8 bits a code
+    """nlist ~ 4 sqrt(n) lists; PQ with 4-dimensional sub-vectors (96 bytes a row at 384-d: with 8-dimensional
+    ones, 48 bytes, the exact top-10 of 10M rows was only among the best 2,048 PQ candidates, and reading 2,048
+    rows from a cold disk takes ~75 ms; 96-byte codes are 0.96 GB at 10M, within the 3 GB budget), 8 bits a code
     when the training sample is large enough to fill 256 centroids, fewer below (small test sets: a code can
     not have more centroids than there are rows). Every ``sample_every``-th photo (by id hash) is in the
     counting sample. Needs 2 rows at least (the search uses it only above ann_store.ANN_ABOVE)."""
     if rows < 2:
         raise ValueError(f"an ANN index needs 2 rows at least, got {rows}")
-    m = next(m for m in range(max(1, dim // 8), 0, -1) if dim % m == 0)
+    m = next(m for m in range(max(1, dim // 4), 0, -1) if dim % m == 0)
     nlist = max(1, min(int(4 * np.sqrt(rows)), rows // 39))
     nbits = 8 if rows >= 256 * 39 else min(4, int(np.log2(rows)))
     return {"nlist": nlist, "m": m, "nbits": nbits, "nprobe": min(nlist, 64),

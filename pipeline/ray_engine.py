@@ -13,7 +13,6 @@ import os
 import socket
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,8 +31,6 @@ from pipeline.embed import EmbedReport
 from pipeline.perceive import PerceiveReport, Perceiver, decode, perceived_row
 from pipeline.encoders.base import Encoder
 from pipeline.progress import bar
-
-DECODE_AHEAD = 16  # photos an actor decodes in a thread while it encodes the previous ones
 
 
 class RayUnavailable(RuntimeError):
@@ -87,51 +84,28 @@ def existing_shards(uri: str) -> set[str]:
 # ------------------------------------------------------------------------------------------------------ mapper
 def encode_shard(encoder: Encoder, shard: Shard) -> tuple[pa.Table, list[tuple[str, str]]]:
     """What the in-process stage stores for these photos (vectors, and features when the encoder caches them),
-    as a table; photos that fail are returned with their reason. The photos are decoded DECODE_AHEAD at a time
-    in a thread while the previous ones are encoded, as the in-process stage's loader worker does: an actor of one
-    CPU otherwise leaves the forward pass idle while it decodes."""
-    parts = [range(start, min(start + DECODE_AHEAD, len(shard.paths)))
-             for start in range(0, len(shard.paths), DECODE_AHEAD)]
-    good: list[int] = []
-    failed: list[tuple[str, str]] = []
-    features: list[np.ndarray] = []
-    with ThreadPoolExecutor(1, thread_name_prefix="decode") as decoder:
-        pending = decoder.submit(_decode, encoder, shard, parts[0]) if parts else None
-        for number in range(len(parts)):
-            decoded, tensors, bad = pending.result()
-            if number + 1 < len(parts):
-                pending = decoder.submit(_decode, encoder, shard, parts[number + 1])
-            failed.extend(bad)
-            if decoded:
-                features.append(encoder.extract(torch.utils.data.default_collate(tensors)))  # as embed's loader
-                good.extend(decoded)
-    columns: dict[str, pa.Array] = {"image_id": pa.array([shard.image_ids[i] for i in good], pa.string()),
-                                    "sha256": pa.array([shard.shas[i] for i in good], pa.string()),
-                                    "encoder_id": pa.array([encoder.id] * len(good), pa.string())}
-    if good:
-        stacked = np.concatenate(features)
-        columns["vector"] = store.vectors_to_arrow(encoder.project(stacked))
-        if encoder.feature_id != encoder.id:
-            columns["feature_id"] = pa.array([encoder.feature_id] * len(good), pa.string())
-            columns["features"] = store.vectors_to_arrow(np.asarray(stacked, dtype=np.float32))
-    else:
-        columns["vector"] = pa.array([], pa.list_(pa.float32()))
-    return pa.table(columns), failed
-
-
-def _decode(encoder: Encoder, shard: Shard, indexes: range) -> tuple[list[int], list, list[tuple[str, str]]]:
-    """The photos at ``indexes`` read (bytes checked) and preprocessed: (their indexes, tensors, failures)."""
+    as a table; photos that fail are returned with their reason."""
     good, tensors, failed = [], [], []
-    for index in indexes:
+    for index, (path, sha) in enumerate(zip(shard.paths, shard.shas)):
         try:
-            tensors.append(encoder.preprocess(photos.open_verified(shard.paths[index], shard.shas[index],
-                                                                   encoder.draft_side)))
+            tensors.append(encoder.preprocess(photos.open_verified(path, sha, encoder.draft_side)))
             good.append(index)
         except photos.PhotoUnavailable as exc:
             failed.append((shard.image_ids[index], str(exc)))
         except Exception as exc:  # noqa: BLE001 - any preprocessing failure is that photo's problem only
             failed.append((shard.image_ids[index], f"cannot preprocess: {exc}"))
-    return good, tensors, failed
+    columns: dict[str, pa.Array] = {"image_id": pa.array([shard.image_ids[i] for i in good], pa.string()),
+                                    "sha256": pa.array([shard.shas[i] for i in good], pa.string()),
+                                    "encoder_id": pa.array([encoder.id] * len(good), pa.string())}
+    if good:
+        features = encoder.extract(torch.utils.data.default_collate(tensors))  # as embed's loader: views
+        columns["vector"] = store.vectors_to_arrow(encoder.project(features))
+        if encoder.feature_id != encoder.id:
+            columns["feature_id"] = pa.array([encoder.feature_id] * len(good), pa.string())
+            columns["features"] = store.vectors_to_arrow(np.asarray(features, dtype=np.float32))
+    else:
+        columns["vector"] = pa.array([], pa.list_(pa.float32()))
+    return pa.table(columns), failed
 
 
 class ShardMapper:

@@ -10,11 +10,13 @@ exact float32 top-10.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import warnings
 import weakref
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,8 @@ import torch
 QUANTIZE_ABOVE = 200_000
 QUANTIZE_BLOCK = 16_384
 SHARD_ROWS = 131_072
+PARALLEL_READS_ABOVE = 64
+READ_THREADS = 8
 
 
 def _pack(blocks: list[tuple[np.ndarray, np.ndarray]]):
@@ -138,6 +142,12 @@ class VectorIndex:
             self._spill = None
 
 
+@functools.cache
+def _readers() -> ThreadPoolExecutor:
+    """One pool of reading threads for every row file of the process (os.pread releases the GIL)."""
+    return ThreadPoolExecutor(READ_THREADS, thread_name_prefix="row-reader")
+
+
 class _RowFile:
     """float32 rows on disk, read with pread. Not a memory map on purpose: the kernel maps neighbouring pages on
     every fault of a map, so a few hundred random rows per query would pull the whole file into this process's
@@ -152,9 +162,20 @@ class _RowFile:
         self._closer = weakref.finalize(self, os.close, self._fd)
 
     def rows(self, indexes: np.ndarray) -> np.ndarray:
+        """The rows at ``indexes``; more than PARALLEL_READS_ABOVE are read by READ_THREADS threads at once (a
+        cold disk serves ~13,000 random reads a second one at a time, about twice that with several in flight)."""
         out = np.empty((len(indexes), self._dim), np.float32)
-        for i, row in enumerate(indexes):
-            out[i] = np.frombuffer(os.pread(self._fd, self._row_bytes, int(row) * self._row_bytes), np.float32)
+
+        def read(part: range) -> None:
+            for i in part:
+                out[i] = np.frombuffer(os.pread(self._fd, self._row_bytes, int(indexes[i]) * self._row_bytes),
+                                       np.float32)
+
+        if len(indexes) > PARALLEL_READS_ABOVE:
+            step = -(-len(indexes) // READ_THREADS)
+            list(_readers().map(read, [range(i, min(i + step, len(indexes))) for i in range(0, len(indexes), step)]))
+        else:
+            read(range(len(indexes)))
         return out
 
     def block(self, start: int, stop: int) -> np.ndarray:
