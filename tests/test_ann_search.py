@@ -164,7 +164,9 @@ def test_read_only_storage_uses_a_current_saved_index_or_builds_one_for_itself(
     with Database(path) as db:
         with db.write() as cur:
             cur.execute("UPDATE embeddings SET created = now() WHERE image_id = 'c/3'")  # the saved one is stale
-    path.parent.with_name(path.parent.name + "-ro").rmdir()  # the helper's mount point, made anew
+    mount_point = path.parent.with_name(path.parent.name + "-ro")  # the helper makes it anew
+    if mount_point.exists():
+        mount_point.rmdir()
     with read_only_storage(path.parent, monkeypatch) as view, Database(view / path.name, read_only=True) as db:
         with caplog.at_level(logging.WARNING):
             assert red(db) == RED
