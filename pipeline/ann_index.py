@@ -76,8 +76,9 @@ def _as_id_bytes(ids: Sequence[str]) -> np.ndarray:
 
 
 class AnnIndex:
-    """Same interface as VectorIndex for the search: ``top_k(query, k, offset)``, ``len`` (live rows), ``ids``;
-    plus :meth:`sample_scores` for estimates, and :meth:`append` / :meth:`retire` / :meth:`save` for updates."""
+    """What the search reads of VectorIndex: ``top_k(query, k, offset)`` and ``len`` (live rows); plus
+    :meth:`sample_scores` for estimates (instead of every row's score), and :meth:`append` / :meth:`retire` /
+    :meth:`save` for updates."""
 
     def __init__(self, folder: Path, faiss_index, ids: np.ndarray, live: np.ndarray, sample: np.ndarray, dim: int,
                  params: dict, generation: int = 0) -> None:

@@ -17,10 +17,9 @@ from db import embeddings as store
 from db.database import Database
 from db.shared import LeasedDatabase
 from fakes import ColourEncoder
-from pipeline.cli import main as pipeline_main
 from pipeline.embed import embed
 from pipeline.vector_index import VectorIndex
-from test_search_page import colour_photos
+from test_search_page import embedded_colour_db
 
 ENCODER = "colour-test"
 RED_PHOTOS = {"c/3", "c/6", "c/9", "c/12"}  # photo i is red when i % 3 == 0 (test_search_page.colour_photos)
@@ -36,12 +35,7 @@ class OtherColourEncoder(ColourEncoder):
 
 @pytest.fixture
 def path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "studio.duckdb"
-    assert pipeline_main(["ingest", "--data", str(colour_photos(tmp_path / "c", photos=12)), "--db", str(path),
-                          "--quiet"]) == 0
-    assert pipeline_main(["filter", "--db", str(path), "--quiet"]) == 0
-    with Database(path) as db:
-        embed(db, ColourEncoder(), workers=0, quiet=True)
+    path = embedded_colour_db(tmp_path / "studio.duckdb", tmp_path / "c", photos=12)
     encoders = {ENCODER: ColourEncoder, "colour-other": OtherColourEncoder}
     monkeypatch.setitem(live_search.ENCODER_LOADERS, "colour-", lambda db, encoder_id: encoders[encoder_id]())
     monkeypatch.setenv(context.DB_ENV, str(path))
